@@ -1,0 +1,41 @@
+//! Default locations.
+
+use std::path::PathBuf;
+
+/// Directory name under `/etc` and `~/.config`.
+pub const APP_DIR: &str = "openclaw-oauth-keeper";
+
+/// The Claude CLI's credentials file: `$CLAUDE_CONFIG_DIR/.credentials.json`, else
+/// `~/.claude/.credentials.json`.
+#[must_use]
+pub fn claude_credentials() -> PathBuf {
+    claude_config_dir().join(".credentials.json")
+}
+
+/// The Claude CLI's config dir: `$CLAUDE_CONFIG_DIR`, else `~/.claude`.
+#[must_use]
+pub fn claude_config_dir() -> PathBuf {
+    match std::env::var_os("CLAUDE_CONFIG_DIR").filter(|v| !v.is_empty()) {
+        Some(dir) => PathBuf::from(dir),
+        None => home().join(".claude"),
+    }
+}
+
+/// `$HOME`, or `/root` when unset (systemd system services run without it).
+#[must_use]
+pub fn home() -> PathBuf {
+    std::env::var_os("HOME").filter(|v| !v.is_empty()).map_or_else(|| PathBuf::from("/root"), PathBuf::from)
+}
+
+/// The default config file: `/etc/openclaw-oauth-keeper/keeper.env` for root, else
+/// `$XDG_CONFIG_HOME/openclaw-oauth-keeper/keeper.env` (`~/.config/…`).
+#[must_use]
+pub fn default_config_file() -> PathBuf {
+    if nix::unistd::geteuid().is_root() {
+        return PathBuf::from("/etc").join(APP_DIR).join("keeper.env");
+    }
+    let base = std::env::var_os("XDG_CONFIG_HOME")
+        .filter(|v| !v.is_empty())
+        .map_or_else(|| home().join(".config"), PathBuf::from);
+    base.join(APP_DIR).join("keeper.env")
+}
