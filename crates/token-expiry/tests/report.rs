@@ -74,8 +74,7 @@ fn exit_2_expired() {
     let f = write(dir.path(), "c.json", claude_json(&access_token(), expires));
     let (code, out, _) = run([&f]);
     assert_eq!(code, 2);
-    let (head, tail) =
-        (format!("{}: expired, 3m ", p(&f)), format!("s ago, expires {}, claude, ", rfc3339(expires)));
+    let (head, tail) = (format!("{}: expired, 3m ", p(&f)), format!("s ago, expires {}, claude, ", rfc3339(expires)));
     assert!(out.starts_with(&head) && out.contains(&tail), "{out}");
     // --within does not turn an expired token into "within"
     cmd().args(["--within", "5m"]).arg(&f).assert().code(2);
