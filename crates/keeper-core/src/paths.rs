@@ -1,6 +1,6 @@
 //! Default locations.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// Directory name under `/etc` and `~/.config`.
 pub const APP_DIR: &str = "openclaw-oauth-keeper";
@@ -38,4 +38,13 @@ pub fn default_config_file() -> PathBuf {
         .filter(|v| !v.is_empty())
         .map_or_else(|| home().join(".config"), PathBuf::from);
     base.join(APP_DIR).join("keeper.env")
+}
+
+/// The directory holding `path` (`.` for a bare file name): what to watch, lock or fsync.
+#[must_use]
+pub fn parent_dir(path: &Path) -> &Path {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    }
 }

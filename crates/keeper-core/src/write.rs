@@ -9,6 +9,7 @@
 //! leave the container on the old inode (moby#22627): the same inode is rewritten and truncated,
 //! then `fsync`ed. A concurrent reader can see a partial file; readers must tolerate that.
 
+use crate::paths::parent_dir;
 use nix::fcntl::{Flock, FlockArg, OFlag};
 use nix::sys::stat::{Mode, fchmod};
 use nix::unistd::{Gid, Uid, fchown};
@@ -43,15 +44,6 @@ impl Ownership {
             }
             Err(e) => Err(e),
         }
-    }
-}
-
-/// The directory holding `path` (`.` for a bare file name).
-#[must_use]
-pub fn parent_dir(path: &Path) -> &Path {
-    match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
     }
 }
 

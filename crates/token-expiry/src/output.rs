@@ -30,14 +30,10 @@ pub(crate) fn human(secs: u64) -> String {
     if out.is_empty() { "0s".to_owned() } else { out }
 }
 
-/// `7h 59m 12s left` / `expired 3m 5s ago`.
+/// `7h 59m 12s left` / `3m 5s ago`.
 pub(crate) fn remaining_text(expires_ms: i64, now_ms: i64) -> String {
     let ms = expires_ms - now_ms;
-    if ms > 0 {
-        format!("{} left", human((ms / 1000) as u64))
-    } else {
-        format!("expired {} ago", human((-ms / 1000) as u64))
-    }
+    if ms > 0 { format!("{} left", human((ms / 1000) as u64)) } else { format!("{} ago", human((-ms / 1000) as u64)) }
 }
 
 /// `claude`, or `openclaw-profiles profile anthropic:claude-code`, or `dotenv ANTHROPIC_OAUTH_TOKEN`.
@@ -61,8 +57,7 @@ pub(crate) fn text_line((r, status): &Judged, now_ms: i64, key: &str) -> Option<
         Outcome::Expiry { token, expires_at, refresh_expires_at } => {
             let mut line = format!(
                 "{name}: {word}, {}, expires {expires_at}, {}, {token}",
-                // the status word already says "expired": "expired, 3m 5s ago", not "expired, expired …"
-                remaining_text(expires_at.as_millis(), now_ms).trim_start_matches("expired "),
+                remaining_text(expires_at.as_millis(), now_ms),
                 source_kind(r, key)
             );
             if let Some(rt) = refresh_expires_at {
@@ -215,8 +210,8 @@ mod tests {
         assert_eq!(remaining_seconds(10_500, 0), 10);
         assert_eq!(remaining_seconds(0, 500), -1);
         assert_eq!(remaining_text(185_999, 0), "3m 5s left");
-        assert_eq!(remaining_text(0, 185_999), "expired 3m 5s ago");
-        assert_eq!(remaining_text(0, 0), "expired 0s ago");
+        assert_eq!(remaining_text(0, 185_999), "3m 5s ago");
+        assert_eq!(remaining_text(0, 0), "0s ago");
     }
 
     #[test]

@@ -237,12 +237,11 @@ fn profile_outcome(bytes: &[u8], requested: Option<&str>, chosen: &mut Option<St
         let cred = auth_profiles::profile_credential(&doc, id)?;
         return cred.map(with_expiry).ok_or_else(|| Problem::NoSuchProfile(id.to_owned()));
     }
-    if let Some(cred) = auth_profiles::profile_credential(&doc, DEFAULT_PROFILE_ID).inspect_err(|_| {
-        *chosen = Some(DEFAULT_PROFILE_ID.to_owned());
-    })? {
-        *chosen = Some(DEFAULT_PROFILE_ID.to_owned());
+    *chosen = Some(DEFAULT_PROFILE_ID.to_owned());
+    if let Some(cred) = auth_profiles::profile_credential(&doc, DEFAULT_PROFILE_ID)? {
         return Ok(with_expiry(cred));
     }
+    *chosen = None;
     let mut first_error = None;
     for p in auth_profiles::anthropic_profiles(&doc)? {
         if !matches!(p.kind, ProfileKind::OAuth | ProfileKind::Token) || p.expires_at.is_none() {

@@ -83,10 +83,7 @@ struct Waiter<'a> {
 impl<'a> Waiter<'a> {
     fn new(path: &Path, window: Duration, settings: &'a Settings) -> Result<Self, String> {
         let name = path.file_name().ok_or_else(|| format!("{}: not a file name", path.display()))?.to_owned();
-        let dir = match path.parent() {
-            Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-            _ => PathBuf::from("."),
-        };
+        let dir = keeper_core::paths::parent_dir(path);
         // Block the stop signals first, so none is lost between here and the first poll. A signal
         // ignored at start (`cmd &` in a non-interactive shell ignores SIGINT) stays ignored.
         let signals: SigSet = [Signal::SIGTERM, Signal::SIGINT].into_iter().filter(|s| !ignored_at_start(*s)).collect();
@@ -103,7 +100,7 @@ impl<'a> Waiter<'a> {
             | WatchMask::DELETE_SELF
             | WatchMask::MOVE_SELF
             | WatchMask::ONLYDIR;
-        inotify.watches().add(&dir, mask).map_err(|e| format!("cannot watch directory {}: {e}", dir.display()))?;
+        inotify.watches().add(dir, mask).map_err(|e| format!("cannot watch directory {}: {e}", dir.display()))?;
         let timer = TimerFd::new(ClockId::CLOCK_REALTIME, TimerFlags::TFD_NONBLOCK | TimerFlags::TFD_CLOEXEC)
             .map_err(|e| format!("cannot create a timerfd: {e}"))?;
         Ok(Self {
@@ -266,7 +263,7 @@ impl<'a> Waiter<'a> {
             };
             for event in events {
                 if event.mask.intersects(EventMask::IGNORED | EventMask::DELETE_SELF | EventMask::MOVE_SELF) {
-                    let dir = self.path.parent().unwrap_or(Path::new("."));
+                    let dir = keeper_core::paths::parent_dir(&self.path);
                     return Err(format!("directory {} was removed or moved: cannot keep watching", dir.display()));
                 }
                 relevant |= event.mask.contains(EventMask::Q_OVERFLOW) || event.name == Some(self.name.as_os_str());
