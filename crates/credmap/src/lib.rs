@@ -48,12 +48,14 @@ mod error;
 mod expiry;
 pub mod json;
 pub mod oauth_json;
+mod redact;
 mod secret;
 
 pub use credential::{Credential, RefreshPolicy};
 pub use detect::{Format, detect};
 pub use error::Error;
 pub use expiry::{ExpiresAt, MAX_EXPIRY_MS, MIN_EXPIRY_MS, SECONDS_BELOW};
+pub use redact::redact;
 pub use secret::{Fingerprint, Secret};
 
 /// The result type of every fallible function in this crate.

@@ -1,6 +1,6 @@
 //! The I/O policy every openclaw-oauth-keeper tool shares, kept out of the pure `credmap`
 //! library: the config file, bounded input reads, the clock, journald-aware logging, default
-//! paths and exit-code conventions.
+//! paths, signals, child processes, durable writes and exit-code conventions.
 #![deny(missing_docs)]
 
 pub mod clock;
@@ -8,6 +8,8 @@ pub mod config;
 pub mod input;
 pub mod log;
 pub mod paths;
+pub mod process;
+pub mod signal;
 pub mod write;
 
 /// Exit code for a command line that cannot be parsed (BSD `EX_USAGE`), the same for every tool.

@@ -27,6 +27,28 @@ pub fn home() -> PathBuf {
     std::env::var_os("HOME").filter(|v| !v.is_empty()).map_or_else(|| PathBuf::from("/root"), PathBuf::from)
 }
 
+/// Where the tools keep small state files (what was last pasted into OpenClaw, notification
+/// markers): `/var/lib/openclaw-oauth-keeper` for root, else
+/// `$XDG_STATE_HOME/openclaw-oauth-keeper` (`~/.local/state/…`).
+#[must_use]
+pub fn state_dir() -> PathBuf {
+    if nix::unistd::geteuid().is_root() {
+        return PathBuf::from("/var/lib").join(APP_DIR);
+    }
+    let base = std::env::var_os("XDG_STATE_HOME")
+        .filter(|v| !v.is_empty())
+        .map_or_else(|| home().join(".local/state"), PathBuf::from);
+    base.join(APP_DIR)
+}
+
+/// The OpenClaw directory: `$OPENCLAW_STATE_DIR`, else `~/.openclaw`.
+#[must_use]
+pub fn openclaw_dir() -> PathBuf {
+    std::env::var_os("OPENCLAW_STATE_DIR")
+        .filter(|v| !v.is_empty())
+        .map_or_else(|| home().join(".openclaw"), PathBuf::from)
+}
+
 /// The default config file: `/etc/openclaw-oauth-keeper/keeper.env` for root, else
 /// `$XDG_CONFIG_HOME/openclaw-oauth-keeper/keeper.env` (`~/.config/…`).
 #[must_use]

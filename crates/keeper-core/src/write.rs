@@ -52,6 +52,7 @@ impl Ownership {
 pub fn replace_atomically(path: &Path, contents: &[u8]) -> io::Result<()> {
     let own = Ownership::for_target(path)?;
     let dir = parent_dir(path);
+    remove_orphaned_temps(path);
     let (tmp_path, mut tmp) = create_temp(path, own.mode)?;
     let result = (|| {
         apply_ownership(&tmp, own)?;
@@ -87,6 +88,24 @@ pub fn overwrite_in_place(path: &Path, contents: &[u8]) -> io::Result<()> {
 
 fn libc_cloexec() -> i32 {
     OFlag::O_CLOEXEC.bits()
+}
+
+/// Removes temp files of `path` left by a writer that was killed mid-write (`kill -9`, power
+/// loss): `.<name>.tmp.<pid>.<hex>` whose process no longer exists. They hold a secret and would
+/// pile up otherwise. Best effort: a directory that cannot be listed is left alone.
+fn remove_orphaned_temps(path: &Path) {
+    let Some(name) = path.file_name().and_then(|n| n.to_str()) else { return };
+    let prefix = format!(".{name}.tmp.");
+    let Ok(entries) = std::fs::read_dir(parent_dir(path)) else { return };
+    for entry in entries.flatten() {
+        let file_name = entry.file_name();
+        let Some(rest) = file_name.to_str().and_then(|n| n.strip_prefix(&prefix)) else { continue };
+        let Some(pid) = rest.split('.').next().and_then(|p| p.parse::<i32>().ok()) else { continue };
+        let gone = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None) == Err(nix::errno::Errno::ESRCH);
+        if gone {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
 }
 
 /// Creates `.<name>.tmp.<pid>.<n>` beside `path` with `O_EXCL` and exactly `mode`.
@@ -158,6 +177,22 @@ mod tests {
         assert_eq!(std::fs::read(&target).unwrap(), b"{}");
         assert_eq!(mode(&target), 0o600);
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn temps_of_dead_writers_are_removed_and_live_ones_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("oauth.json");
+        // pid_max is at most 2^22, so this pid cannot exist; our own pid is alive.
+        let dead = dir.path().join(".oauth.json.tmp.99999999.0badf00d");
+        let live = dir.path().join(format!(".oauth.json.tmp.{}.0000beef", std::process::id()));
+        let other = dir.path().join(".oauth.json.bak.tmp.99999999.0badf00d");
+        for p in [&dead, &live, &other] {
+            std::fs::write(p, b"partial").unwrap();
+        }
+        replace_atomically(&target, b"{}").unwrap();
+        assert!(!dead.exists());
+        assert!(live.exists() && other.exists());
     }
 
     #[test]

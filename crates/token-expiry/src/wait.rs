@@ -16,10 +16,10 @@ use crate::report::{self, Outcome, Settings};
 use inotify::{EventMask, Inotify, WatchMask};
 use keeper_core::input::Source;
 use keeper_core::log::{Level, log};
+use keeper_core::signal::Signals;
 use nix::errno::Errno;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
-use nix::sys::signal::{SigSet, Signal, raise};
-use nix::sys::signalfd::{SfdFlags, SignalFd};
+use nix::sys::signal::Signal;
 use nix::sys::time::TimeSpec;
 use nix::sys::timer::{Expiration, TimerSetTimeFlags};
 use nix::sys::timerfd::{ClockId, TimerFd, TimerFlags};
@@ -72,8 +72,7 @@ struct Waiter<'a> {
     name: OsString,
     window: Duration,
     settings: &'a Settings,
-    signals: SigSet,
-    signal_fd: SignalFd,
+    signals: Signals,
     inotify: Inotify,
     timer: TimerFd,
     /// The instant the window opens that the timer is armed for, if armed.
@@ -86,10 +85,8 @@ impl<'a> Waiter<'a> {
         let dir = keeper_core::paths::parent_dir(path);
         // Block the stop signals first, so none is lost between here and the first poll. A signal
         // ignored at start (`cmd &` in a non-interactive shell ignores SIGINT) stays ignored.
-        let signals: SigSet = [Signal::SIGTERM, Signal::SIGINT].into_iter().filter(|s| !ignored_at_start(*s)).collect();
-        signals.thread_block().map_err(|e| format!("cannot block signals: {e}"))?;
-        let signal_fd = SignalFd::with_flags(&signals, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)
-            .map_err(|e| format!("cannot create a signalfd: {e}"))?;
+        let signals = Signals::block(&[Signal::SIGTERM, Signal::SIGINT])
+            .map_err(|e| format!("cannot receive stop signals: {e}"))?;
         // Watch before the first read, so a write in between is not missed.
         let inotify = Inotify::init().map_err(|e| format!("cannot initialise inotify: {e}"))?;
         let mask = WatchMask::CLOSE_WRITE
@@ -103,17 +100,7 @@ impl<'a> Waiter<'a> {
         inotify.watches().add(dir, mask).map_err(|e| format!("cannot watch directory {}: {e}", dir.display()))?;
         let timer = TimerFd::new(ClockId::CLOCK_REALTIME, TimerFlags::TFD_NONBLOCK | TimerFlags::TFD_CLOEXEC)
             .map_err(|e| format!("cannot create a timerfd: {e}"))?;
-        Ok(Self {
-            path: path.to_path_buf(),
-            name,
-            window,
-            settings,
-            signals,
-            signal_fd,
-            inotify,
-            timer,
-            armed_ms: None,
-        })
+        Ok(Self { path: path.to_path_buf(), name, window, settings, signals, inotify, timer, armed_ms: None })
     }
 
     fn run(&mut self) -> ExitCode {
@@ -132,7 +119,7 @@ impl<'a> Waiter<'a> {
             };
             let (signal, changed, timer) = {
                 let mut fds = [
-                    PollFd::new(self.signal_fd.as_fd(), PollFlags::POLLIN),
+                    PollFd::new(self.signals.fd(), PollFlags::POLLIN),
                     PollFd::new(self.inotify.as_fd(), PollFlags::POLLIN),
                     PollFd::new(self.timer.as_fd(), PollFlags::POLLIN),
                 ];
@@ -273,37 +260,13 @@ impl<'a> Waiter<'a> {
 
     /// Handles a stop signal: logs it and dies by it.
     fn on_signal(&self) -> Option<ExitCode> {
-        let info = self.signal_fd.read_signal().ok()??;
-        let signal = Signal::try_from(i32::try_from(info.ssi_signo).ok()?).ok()?;
+        let signal = self.signals.next()?;
         log(Level::Info, PROGRAM, format_args!("received {}, stopping (exiting by the same signal)", signal.as_str()));
-        Some(die_by(signal, self.signals))
+        Some(self.signals.die_by(signal))
     }
 
     fn fail(&self, message: &str) -> ExitCode {
         log(Level::Error, PROGRAM, format_args!("{}: {message}", self.path.display()));
         ExitCode::from(EXIT_CANNOT_WATCH)
     }
-}
-
-/// Terminates the process by `signal`, so a shell sees 128+N, `&&` chains stop, and systemd counts
-/// it as a clean stop.
-///
-/// No handler was ever installed and a signal ignored at start was never taken over, so the
-/// disposition is still the default (terminate): re-raising the signal while it is blocked leaves
-/// it pending, and unblocking delivers it. No `unsafe` signal(2) call is needed.
-fn die_by(signal: Signal, blocked: SigSet) -> ExitCode {
-    let _ = raise(signal);
-    let _ = blocked.thread_unblock();
-    // Not reached; the shell convention in case the signal was somehow not fatal.
-    ExitCode::from(128 + signal as u8)
-}
-
-/// Whether `signal` was ignored when the process started (from `/proc/self/status`'s `SigIgn`).
-fn ignored_at_start(signal: Signal) -> bool {
-    let Ok(status) = std::fs::read_to_string("/proc/self/status") else { return false };
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("SigIgn:"))
-        .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())
-        .is_some_and(|mask| mask & (1 << (signal as u32 - 1)) != 0)
 }

@@ -1,0 +1,140 @@
+//! Telling the two OpenClaw generations apart: from 2026.6 on, credentials live in SQLite and the
+//! JSON files are retired — a retired file beside a SQLite store makes the affected providers fail
+//! with `AUTH_PROFILE_MIGRATION_REQUIRED`, so cred-sync must not create or write one.
+
+use std::path::{Path, PathBuf};
+
+/// The first release that keeps credentials in `openclaw-agent.sqlite` (DOMAIN.md §2).
+pub(crate) const FIRST_SQLITE_RELEASE: Version = Version([2026, 6, 5]);
+
+/// An OpenClaw calendar version (`2026.9.6`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct Version(pub(crate) [u32; 3]);
+
+impl Version {
+    /// Parses `2026.9.6` (a `-beta.1` style suffix is ignored).
+    pub(crate) fn parse(text: &str) -> Option<Self> {
+        let core = text.trim().trim_start_matches('v').split(['-', '+']).next()?;
+        let mut parts = core.split('.').map(|p| p.parse::<u32>().ok());
+        let v = [parts.next()??, parts.next()??, parts.next().flatten().unwrap_or(0)];
+        Some(Self(v))
+    }
+}
+
+impl std::fmt::Display for Version {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let [a, b, c] = self.0;
+        write!(f, "{a}.{b}.{c}")
+    }
+}
+
+/// Why a path is taken to sit in a SQLite-era OpenClaw, or `None` for the JSON era.
+///
+/// Evidence, in order: `openclaw-agent.sqlite` beside the file; `state/openclaw.sqlite` under
+/// any directory above it (the OpenClaw directory, wherever it is mounted); an installed
+/// OpenClaw at or after [`FIRST_SQLITE_RELEASE`].
+pub(crate) fn sqlite_evidence(target: &Path, installed: Option<Version>) -> Option<String> {
+    let dir = keeper_core::paths::parent_dir(target);
+    let beside = dir.join("openclaw-agent.sqlite");
+    if beside.exists() {
+        return Some(format!("{} exists", beside.display()));
+    }
+    for ancestor in dir.ancestors() {
+        let store = ancestor.join("state").join("openclaw.sqlite");
+        if store.exists() {
+            return Some(format!("{} exists", store.display()));
+        }
+    }
+    installed
+        .filter(|v| *v >= FIRST_SQLITE_RELEASE)
+        .map(|v| format!("the installed OpenClaw is {v} (credentials in SQLite since {FIRST_SQLITE_RELEASE})"))
+}
+
+/// The version of the `openclaw` program `program` names (a name looked up in `PATH`, or a
+/// path), read from its npm package's `package.json` — milliseconds, where `openclaw --version`
+/// would start Node. `None` when it is not installed on this host or cannot be read.
+pub(crate) fn installed_version(program: &str) -> Option<Version> {
+    let script = which::which(program).ok()?;
+    let script = std::fs::canonicalize(script).ok()?;
+    package_version(&script)
+}
+
+/// Walks up from `script` to the `package.json` of the `openclaw` package that holds it.
+fn package_version(script: &Path) -> Option<Version> {
+    let mut candidates: Vec<PathBuf> = script.ancestors().skip(1).map(|d| d.join("package.json")).collect();
+    // An npm global bin symlink resolves into the package; a wrapper script in a prefix's bin/
+    // does not, so also look where npm installs it.
+    if let Some(prefix) = script.parent().and_then(Path::parent) {
+        candidates.push(prefix.join("lib/node_modules/openclaw/package.json"));
+    }
+    candidates.into_iter().find_map(|p| {
+        let text = std::fs::read(&p).ok()?;
+        let json: serde_json::Value = serde_json::from_slice(&text).ok()?;
+        if json.get("name")?.as_str()? != "openclaw" {
+            return None;
+        }
+        Version::parse(json.get("version")?.as_str()?)
+    })
+}
+
+/// The error for a JSON target in a SQLite-era OpenClaw.
+pub(crate) fn refusal(target: &Path, evidence: &str, clear_stale: bool) -> String {
+    let instead = if clear_stale {
+        "run `openclaw doctor --fix --non-interactive`, which imports and retires the file"
+    } else {
+        "use --to openclaw-paste (or a dotenv/systemd-dropin target for ANTHROPIC_OAUTH_TOKEN)"
+    };
+    format!(
+        "{} is retired in SQLite-era OpenClaw ({evidence}): a retired file beside the SQLite store makes OpenClaw \
+         fail with AUTH_PROFILE_MIGRATION_REQUIRED, so it is not written; {instead}, or pass --force-legacy",
+        target.display()
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_parse_and_order() {
+        assert_eq!(Version::parse("2026.9.6"), Some(Version([2026, 9, 6])));
+        assert_eq!(Version::parse("v2026.6.5-beta.2\n"), Some(Version([2026, 6, 5])));
+        assert_eq!(Version::parse("2026.6"), Some(Version([2026, 6, 0])));
+        assert_eq!(Version::parse("garbage"), None);
+        assert!(Version([2026, 6, 1]) < FIRST_SQLITE_RELEASE);
+        assert!(Version([2026, 6, 35]) > FIRST_SQLITE_RELEASE);
+    }
+
+    #[test]
+    fn sqlite_files_beside_or_above_mark_the_new_generation() {
+        let root = tempfile::tempdir().unwrap();
+        let agent = root.path().join("agents/main/agent");
+        std::fs::create_dir_all(&agent).unwrap();
+        let profiles = agent.join("auth-profiles.json");
+        let oauth = root.path().join("credentials/oauth.json");
+        assert_eq!(sqlite_evidence(&profiles, None), None);
+        assert_eq!(sqlite_evidence(&profiles, Some(Version([2026, 5, 20]))), None);
+        assert!(sqlite_evidence(&profiles, Some(Version([2026, 9, 6]))).unwrap().contains("2026.9.6"));
+
+        std::fs::write(agent.join("openclaw-agent.sqlite"), b"").unwrap();
+        assert!(sqlite_evidence(&profiles, None).unwrap().contains("openclaw-agent.sqlite"));
+        assert_eq!(sqlite_evidence(&oauth, None), None);
+
+        std::fs::create_dir_all(root.path().join("state")).unwrap();
+        std::fs::write(root.path().join("state/openclaw.sqlite"), b"").unwrap();
+        assert!(sqlite_evidence(&oauth, None).unwrap().contains("state/openclaw.sqlite"));
+    }
+
+    #[test]
+    fn the_installed_version_is_read_from_the_npm_package() {
+        let prefix = tempfile::tempdir().unwrap();
+        let package = prefix.path().join("lib/node_modules/openclaw");
+        std::fs::create_dir_all(package.join("dist")).unwrap();
+        std::fs::write(package.join("package.json"), r#"{"name":"openclaw","version":"2026.9.6"}"#).unwrap();
+        std::fs::write(package.join("openclaw.mjs"), "").unwrap();
+        assert_eq!(package_version(&package.join("openclaw.mjs")), Some(Version([2026, 9, 6])));
+        // A wrapper in PREFIX/bin that is not a symlink into the package.
+        std::fs::create_dir_all(prefix.path().join("bin")).unwrap();
+        assert_eq!(package_version(&prefix.path().join("bin/openclaw")), Some(Version([2026, 9, 6])));
+    }
+}

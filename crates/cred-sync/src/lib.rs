@@ -1,0 +1,484 @@
+//! `cred-sync`: copy the Claude Code CLI's fresh OAuth access token into every place OpenClaw
+//! reads it from — legacy JSON stores, `.env` files, systemd drop-ins, or SQLite-era OpenClaw
+//! through its own `paste-token` — once, or watching the CLI's file; never writing a bad,
+//! half-written, logged-out, expired or older token, and never leaving a target half-written.
+//!
+//! The binary's `main` only calls [`main`].
+
+mod check;
+mod generation;
+mod paste;
+mod source;
+mod store;
+mod sync;
+mod target;
+mod watch;
+
+use clap::{ArgGroup, Parser};
+use credmap::RefreshPolicy;
+use keeper_core::log::{Level, log};
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::{Command, ExitCode};
+use std::time::Duration;
+use sync::{Outcome, Settings, TargetReport};
+use target::TargetSpec;
+
+pub(crate) const PROGRAM: &str = "cred-sync";
+
+/// At least one target was written (or, with --dry-run, would be).
+const EXIT_SYNCED: u8 = 0;
+/// Every target already held the token.
+const EXIT_NOTHING_TO_DO: u8 = 1;
+/// The source is missing, unreadable, too large, half-written, malformed or holds an empty token.
+const EXIT_SOURCE_INVALID: u8 = 2;
+/// The source is the CLI's logged-out stub.
+const EXIT_LOGGED_OUT: u8 = 3;
+/// The source's token has expired.
+const EXIT_EXPIRED: u8 = 4;
+/// A target holds a longer-lived token and was not replaced.
+const EXIT_DOWNGRADE: u8 = 5;
+/// A target could not be written.
+const EXIT_TARGET_FAILED: u8 = 6;
+/// --check: a target is not in sync.
+const EXIT_DRIFT: u8 = 7;
+
+const AFTER_HELP: &str = "\
+Targets (--to, repeatable; KEEPER_TO holds several separated by spaces):
+  openclaw-oauth:PATH       legacy ~/.openclaw/credentials/oauth.json (anthropic entry)
+  openclaw-profiles:PATH    legacy auth-profiles.json; PATH may be a glob, e.g.
+                            '~/.openclaw/agents/*/agent/auth-profiles.json'; a `token` profile
+                            with `expires` (an `oauth` one with --share-refresh-token); clears the
+                            profile's cooldown
+  dotenv:PATH               KEY=value file: a compose .env, ~/.openclaw/.env, ~/.openclaw-env
+  systemd-dropin:PATH       e.g. ~/.config/systemd/user/openclaw-gateway.service.d/anthropic.conf
+  openclaw-paste[:AGENT]    OpenClaw >= 2026.6 (SQLite): `openclaw models auth paste-token`,
+                            token on stdin, into the shared store (or AGENT's)
+  clear-stale:GLOB          remove Anthropic oauth/token profiles from matching
+                            auth-profiles.json files, so OpenClaw uses ANTHROPIC_OAUTH_TOKEN
+  Add ,in-place after the kind (dotenv,in-place:PATH) for a file bind-mounted on its own into a
+  container: it is rewritten in place, since a rename would leave the container on the old file.
+
+Exit status (once and --dry-run; the worst wins: 6 > 5 > 0 > 1):
+  0   synced: at least one target written (--dry-run: would be)
+  1   nothing to do: every target already holds the token
+  2   source missing, unreadable, over 1 MiB, half-written, malformed or with an empty token
+  3   source is the CLI's logged-out stub: a human must run `claude auth login`
+  4   source token expired (--allow-expired to copy it anyway)
+  5   a target holds a token that expires later: not replaced (--allow-downgrade)
+  6   a target failed: unwritable, unreadable, symlink, retired file in SQLite-era OpenClaw,
+      paste-token failed or timed out
+  7   --check: a target is stale, missing, unreadable or a retired file
+  64  usage error
+--check exits 2, 3 for the source as above, else 7 on any drift, else 4 when the source has
+expired, else 0. --watch runs until SIGTERM/SIGINT (exit 0); guards and failures are logged and
+retried on the next change; SIGHUP forces a full re-sync.
+
+Output: one JSON line per written target on stdout ({\"target\", \"kind\", \"fingerprint\",
+\"expires\", \"expires_ms\"}; clear-stale: {\"target\", \"kind\", \"removed\"}), so
+`cred-sync --watch | compose-recreate --stdin` works. Logs go to stderr. Tokens are never
+printed: only a fingerprint (first 8 hex digits of the SHA-256).
+
+Examples:
+  cred-sync --to 'openclaw-profiles:~/.openclaw/agents/*/agent/auth-profiles.json'
+  cred-sync --watch --to dotenv:/srv/openclaw/.env | compose-recreate --stdin openclaw-gateway
+  cred-sync --to openclaw-paste --openclaw-cmd 'docker compose -f /srv/openclaw/docker-compose.yml exec -T openclaw-gateway openclaw'
+  cred-sync --check --to dotenv:/srv/openclaw/.env";
+
+/// Copy the Claude Code CLI's OAuth access token into OpenClaw's credential stores.
+///
+/// Reads the CLI's credentials (FILE of --from), checks them, and writes the access token into
+/// every --to target that does not already hold it: atomically, keeping each file's other
+/// contents, owner and mode.
+#[derive(Debug, Parser)]
+#[command(name = "cred-sync", version, after_help = AFTER_HELP, max_term_width = 100)]
+#[command(group(ArgGroup::new("mode").args(["watch", "check", "dry_run"])))]
+// Reason: these doc comments are --help text, where Markdown backticks would show literally.
+#[allow(clippy::doc_markdown)]
+struct Cli {
+    /// The Claude CLI's credentials file [default: $CLAUDE_CONFIG_DIR/.credentials.json, else
+    /// ~/.claude/.credentials.json]
+    #[arg(long, value_name = "FILE", env = "KEEPER_CREDENTIALS", help_heading = "Source")]
+    from: Option<PathBuf>,
+
+    /// Where to copy the token: KIND[,in-place]:PATH (see Targets below)
+    #[arg(long = "to", value_name = "TARGET", env = "KEEPER_TO", value_delimiter = ' ')]
+    #[arg(help_heading = "Targets")]
+    to: Vec<TargetSpec>,
+
+    /// Profile id written in auth-profiles.json and pasted into SQLite-era OpenClaw
+    #[arg(long, value_name = "ID", env = "KEEPER_PROFILE_ID", default_value = credmap::auth_profiles::DEFAULT_PROFILE_ID)]
+    #[arg(help_heading = "Targets")]
+    profile_id: String,
+
+    /// Variable set in dotenv and systemd-dropin targets
+    #[arg(long, value_name = "KEY", env = "KEEPER_ENV_KEY", default_value = "ANTHROPIC_OAUTH_TOKEN")]
+    #[arg(help_heading = "Targets")]
+    key: String,
+
+    /// Also give OpenClaw the refresh token (JSON targets: an `oauth` profile)
+    ///
+    /// Off by default, and best left off: OpenClaw then refreshes by itself, rotating the refresh
+    /// token and logging the Claude CLI out (refresh tokens are single-use).
+    #[arg(long, env = "KEEPER_SHARE_REFRESH_TOKEN", help_heading = "Targets")]
+    share_refresh_token: bool,
+
+    /// Command that runs OpenClaw for openclaw-paste targets and --check, split on spaces
+    ///
+    /// E.g. 'docker compose -f /srv/openclaw/docker-compose.yml exec -T openclaw-gateway openclaw'.
+    #[arg(long, value_name = "CMD", env = "KEEPER_OPENCLAW_CMD", default_value = "openclaw")]
+    #[arg(help_heading = "Targets")]
+    openclaw_cmd: String,
+
+    /// Time limit for each OpenClaw command (the whole process group is killed)
+    #[arg(long, value_name = "DURATION", env = "KEEPER_PASTE_TIMEOUT", default_value = "60s")]
+    #[arg(value_parser = humantime::parse_duration, help_heading = "Targets")]
+    paste_timeout: Duration,
+
+    /// Where the fingerprint of the last pasted token is kept [default: /var/lib/openclaw-oauth-keeper
+    /// for root, else $XDG_STATE_HOME/openclaw-oauth-keeper]
+    #[arg(long, value_name = "DIR", env = "KEEPER_STATE_DIR", help_heading = "Targets")]
+    state_dir: Option<PathBuf>,
+
+    /// Write JSON targets even in a SQLite-era OpenClaw (where they are retired files)
+    #[arg(long, env = "KEEPER_FORCE_LEGACY", help_heading = "Safety")]
+    force_legacy: bool,
+
+    /// Write through a symlinked target to the file it points to (refused by default)
+    #[arg(long, env = "KEEPER_FOLLOW_SYMLINKS", help_heading = "Safety")]
+    follow_symlinks: bool,
+
+    /// Copy an expired token too
+    #[arg(long, env = "KEEPER_ALLOW_EXPIRED", help_heading = "Safety")]
+    allow_expired: bool,
+
+    /// Replace a target's token even when it expires later than the source's
+    #[arg(long, env = "KEEPER_ALLOW_DOWNGRADE", help_heading = "Safety")]
+    allow_downgrade: bool,
+
+    /// Keep running: sync whenever the source changes (inotify; no polling)
+    #[arg(long, env = "KEEPER_WATCH", help_heading = "Mode")]
+    watch: bool,
+
+    /// Write nothing: one row per target (in-sync, stale, missing, unreadable, retired-file)
+    #[arg(long, help_heading = "Mode")]
+    check: bool,
+
+    /// Write nothing: say what would change
+    #[arg(long, help_heading = "Mode")]
+    dry_run: bool,
+
+    /// --check rows as JSON lines
+    #[arg(long, requires = "check", help_heading = "Mode")]
+    json: bool,
+
+    /// --watch: wait until the source has been quiet this long before syncing (default: sync on
+    /// the first event)
+    #[arg(long, value_name = "DURATION", env = "KEEPER_DEBOUNCE", default_value = "0s")]
+    #[arg(value_parser = humantime::parse_duration, help_heading = "Mode")]
+    debounce: Duration,
+
+    /// Run CMD (with sh -c) once per batch of changes, the batch's JSON lines on its stdin
+    #[arg(long, value_name = "CMD", env = "KEEPER_EXEC_ON_CHANGE", help_heading = "Mode")]
+    exec_on_change: Option<String>,
+
+    /// Time limit for --exec-on-change (the whole process group is killed)
+    #[arg(long, value_name = "DURATION", env = "KEEPER_EXEC_TIMEOUT", default_value = "5m")]
+    #[arg(value_parser = humantime::parse_duration, help_heading = "Mode")]
+    exec_timeout: Duration,
+
+    #[command(flatten)]
+    config: keeper_core::config::ConfigArg,
+}
+
+/// Runs `cred-sync` with the process's arguments and returns its exit code.
+#[must_use]
+pub fn main() -> ExitCode {
+    let cli = match keeper_core::config::parse_args::<Cli>(std::env::args_os()) {
+        Ok(cli) => cli,
+        Err(e) => return keeper_core::clap_exit(&e),
+    };
+    if let Err(problem) = usable_targets(&cli.to) {
+        let mut cmd = <Cli as clap::CommandFactory>::command();
+        return keeper_core::clap_exit(&cmd.error(clap::error::ErrorKind::MissingRequiredArgument, problem));
+    }
+    let mut runner = Runner::new(cli);
+    if runner.check {
+        return runner.check();
+    }
+    if runner.watch {
+        return watch::run(&mut runner);
+    }
+    ExitCode::from(runner.cycle(true))
+}
+
+/// At least one target, and none that would undo another's work.
+fn usable_targets(targets: &[TargetSpec]) -> Result<(), String> {
+    if targets.is_empty() {
+        return Err("no target: give --to KIND:PATH (or KEEPER_TO in the config file)".into());
+    }
+    let has = |k: target::Kind| targets.iter().any(|t| t.kind == k);
+    if has(target::Kind::ClearStale) && has(target::Kind::OpenclawProfiles) {
+        return Err("clear-stale removes the profiles openclaw-profiles writes: use one or the other \
+                    (clear-stale goes with a dotenv or systemd-dropin target)"
+            .into());
+    }
+    Ok(())
+}
+
+/// The parsed command line, ready to sync.
+#[derive(Debug)]
+pub(crate) struct Runner {
+    pub(crate) from: PathBuf,
+    settings: Settings,
+    allow_expired: bool,
+    dry_run: bool,
+    check: bool,
+    json: bool,
+    watch: bool,
+    pub(crate) debounce: Duration,
+    exec_on_change: Option<String>,
+    exec_timeout: Duration,
+    /// The `claudeAiOauth` section of the last sync that left every target in sync: an
+    /// unrelated rewrite of the file (MCP tokens) is then no work at all.
+    last_synced: Option<serde_json::Value>,
+}
+
+impl Runner {
+    fn new(cli: Cli) -> Self {
+        let openclaw_cmd: Vec<String> = cli.openclaw_cmd.split_whitespace().map(str::to_owned).collect();
+        let wants_version = cli.to.iter().any(|t| t.kind.is_retired_in_sqlite_era()) && !cli.force_legacy;
+        let installed = if wants_version && openclaw_cmd.len() == 1 {
+            generation::installed_version(&openclaw_cmd[0])
+        } else {
+            None
+        };
+        let settings = Settings {
+            targets: cli.to,
+            shape: store::Shape {
+                profile_id: cli.profile_id.clone(),
+                env_key: cli.key,
+                policy: if cli.share_refresh_token { RefreshPolicy::Carry } else { RefreshPolicy::AccessOnly },
+            },
+            allow_downgrade: cli.allow_downgrade,
+            follow_symlinks: cli.follow_symlinks,
+            force_legacy: cli.force_legacy,
+            paste: paste::PasteSettings {
+                command: openclaw_cmd,
+                profile_id: cli.profile_id,
+                timeout: cli.paste_timeout,
+                state_dir: cli.state_dir.unwrap_or_else(keeper_core::paths::state_dir),
+            },
+            installed,
+        };
+        Self {
+            from: cli.from.unwrap_or_else(keeper_core::paths::claude_credentials),
+            settings,
+            allow_expired: cli.allow_expired,
+            dry_run: cli.dry_run,
+            check: cli.check,
+            json: cli.json,
+            watch: cli.watch,
+            debounce: cli.debounce,
+            exec_on_change: cli.exec_on_change,
+            exec_timeout: cli.exec_timeout,
+            last_synced: None,
+        }
+    }
+
+    /// Reads the source and syncs every target; returns the exit code. `force` skips the
+    /// "token section unchanged since the last complete sync" shortcut.
+    pub(crate) fn cycle(&mut self, force: bool) -> u8 {
+        let now = keeper_core::clock::now_ms();
+        let fresh = match source::read(&self.from, now, self.allow_expired) {
+            Ok(fresh) => fresh,
+            Err(unusable) => {
+                self.last_synced = None;
+                return self.refuse_source(&unusable);
+            }
+        };
+        if !force && self.last_synced.as_ref() == Some(&fresh.section) {
+            log(
+                Level::Info,
+                PROGRAM,
+                format_args!(
+                    "{}: rewritten, token unchanged ({}): nothing to do",
+                    self.from.display(),
+                    fresh.credential.access_token
+                ),
+            );
+            return EXIT_NOTHING_TO_DO;
+        }
+        let reports = sync::sync_all(&self.settings, &fresh.credential, now, self.dry_run);
+        let code = self.report(&reports);
+        let complete = reports.iter().all(|r| matches!(r.outcome, Outcome::Unchanged | Outcome::Written));
+        self.last_synced = (complete && !self.dry_run).then_some(fresh.section);
+        code
+    }
+
+    fn refuse_source(&self, unusable: &source::Unusable) -> u8 {
+        let from = self.from.display();
+        let (code, message) = match unusable {
+            source::Unusable::Invalid(problem) => (EXIT_SOURCE_INVALID, format!("{from}: {problem}; nothing written")),
+            source::Unusable::LoggedOut => {
+                (EXIT_LOGGED_OUT, format!("{from}: {}; nothing written", credmap::Error::LoggedOut))
+            }
+            source::Unusable::Expired(at) => (
+                EXIT_EXPIRED,
+                format!(
+                    "{from}: the token expired at {at}; nothing written (the CLI refreshes on its next API call; \
+                     --allow-expired copies it anyway)"
+                ),
+            ),
+        };
+        log(
+            if code == EXIT_SOURCE_INVALID && self.watch { Level::Warning } else { Level::Error },
+            PROGRAM,
+            format_args!("{message}"),
+        );
+        code
+    }
+
+    /// Logs each target, prints change lines (or dry-run lines), runs --exec-on-change; returns
+    /// the exit code.
+    fn report(&self, reports: &[TargetReport]) -> u8 {
+        let mut lines = Vec::new();
+        let (mut written, mut downgrades, mut failures) = (0, 0, 0);
+        for r in reports {
+            match &r.outcome {
+                Outcome::Unchanged => {
+                    log(Level::Debug, PROGRAM, format_args!("{} ({}): already in sync", r.name, r.kind));
+                }
+                Outcome::Written => {
+                    written += 1;
+                    let what = describe(&r.wrote);
+                    let verb = if self.dry_run { "would write" } else { "wrote" };
+                    log(Level::Info, PROGRAM, format_args!("{verb} {} ({}): {what}", r.name, r.kind));
+                    if let Some(line) = r.change_line() {
+                        lines.push(line.to_string());
+                    }
+                }
+                Outcome::Downgrade { held } => {
+                    downgrades += 1;
+                    log(
+                        Level::Warning,
+                        PROGRAM,
+                        format_args!(
+                            "{} ({}): holds a token expiring later ({held}); not replaced (--allow-downgrade)",
+                            r.name, r.kind
+                        ),
+                    );
+                }
+                Outcome::Failed(problem) => {
+                    failures += 1;
+                    log(Level::Error, PROGRAM, format_args!("{problem}"));
+                }
+            }
+        }
+        if self.dry_run {
+            let mut out = std::io::stdout().lock();
+            for r in reports.iter().filter(|r| r.outcome == Outcome::Written) {
+                let _ = writeln!(out, "would write {} ({}): {}", r.name, r.kind, describe(&r.wrote));
+            }
+        } else if !lines.is_empty() {
+            let mut out = std::io::stdout().lock();
+            // Flushed per batch: the reader downstream (compose-recreate --stdin) acts on it now.
+            let _ = lines.iter().try_for_each(|l| writeln!(out, "{l}")).and_then(|()| out.flush());
+            drop(out);
+            self.exec_on_change(&lines);
+        }
+        log(
+            if failures > 0 { Level::Error } else { Level::Info },
+            PROGRAM,
+            format_args!(
+                "{} of {} target(s) {}, {downgrades} downgrade(s) refused, {failures} failed",
+                written,
+                reports.len(),
+                if self.dry_run { "would change" } else { "written" }
+            ),
+        );
+        if failures > 0 {
+            EXIT_TARGET_FAILED
+        } else if downgrades > 0 {
+            EXIT_DOWNGRADE
+        } else if written > 0 {
+            EXIT_SYNCED
+        } else {
+            EXIT_NOTHING_TO_DO
+        }
+    }
+
+    fn exec_on_change(&self, lines: &[String]) {
+        let Some(cmd) = &self.exec_on_change else { return };
+        let mut input = lines.join("\n");
+        input.push('\n');
+        let mut command = Command::new("/bin/sh");
+        command.args(["-c", cmd]);
+        match keeper_core::process::run(command, input.as_bytes(), self.exec_timeout) {
+            Err(e) => log(Level::Error, PROGRAM, format_args!("--exec-on-change: cannot run /bin/sh: {e}")),
+            Ok(done) => {
+                for line in
+                    String::from_utf8_lossy(&done.stdout).lines().chain(String::from_utf8_lossy(&done.stderr).lines())
+                {
+                    log(Level::Info, PROGRAM, format_args!("exec-on-change: {}", credmap::redact(line)));
+                }
+                if !done.success() {
+                    log(Level::Error, PROGRAM, format_args!("--exec-on-change `{cmd}` {}", done.describe()));
+                }
+            }
+        }
+    }
+
+    fn check(&self) -> ExitCode {
+        let now = keeper_core::clock::now_ms();
+        let fresh = match source::read(&self.from, now, true) {
+            Ok(fresh) => fresh,
+            Err(unusable) => return ExitCode::from(self.refuse_source(&unusable)),
+        };
+        let cred = &fresh.credential;
+        let rows = check::rows(&self.settings, cred);
+        let mut out = std::io::stdout().lock();
+        let source_state = if cred.is_expired(now) { "expired" } else { "ok" };
+        if self.json {
+            let source = serde_json::json!({
+                "target": self.from.display().to_string(), "kind": "source", "state": source_state,
+                "fingerprint": cred.access_token.to_string(), "expires": cred.expires_at.to_string(),
+                "expires_ms": cred.expires_at.as_millis(), "detail": null,
+            });
+            let _ = writeln!(out, "{source}");
+            for row in &rows {
+                let _ = writeln!(out, "{}", row.to_json());
+            }
+        } else {
+            let _ = writeln!(
+                out,
+                "{:<12} {:<17} {} {} {}",
+                source_state,
+                "source",
+                self.from.display(),
+                cred.access_token,
+                cred.expires_at
+            );
+            for row in &rows {
+                let _ = writeln!(out, "{}", row.to_text());
+            }
+        }
+        let _ = out.flush();
+        if rows.iter().any(|r| r.state != check::State::InSync) {
+            ExitCode::from(EXIT_DRIFT)
+        } else if cred.is_expired(now) {
+            ExitCode::from(EXIT_EXPIRED)
+        } else {
+            ExitCode::SUCCESS
+        }
+    }
+}
+
+/// "token sk-ant-oat01-…(1a2b3c4d), expires 2026-…" or "removed anthropic:claude-code".
+fn describe(wrote: &sync::Wrote) -> String {
+    match wrote {
+        sync::Wrote::Token { token, expires_at } => format!("token {token}, expires {expires_at}"),
+        sync::Wrote::Removed(ids) => format!("removed {}", ids.join(", ")),
+        sync::Wrote::Nothing => String::new(),
+    }
+}

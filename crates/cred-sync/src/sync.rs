@@ -1,0 +1,224 @@
+//! One sync: the source's credential into every target, each judged and written on its own.
+
+use crate::generation::{self, Version};
+use crate::paste::{self, PasteSettings};
+use crate::store::{self, Shape};
+use crate::target::{FileTarget, Kind, TargetSpec, show};
+use credmap::{Credential, ExpiresAt, Secret};
+use keeper_core::input::{ReadError, Source, read_bounded};
+use keeper_core::write::{DirLock, overwrite_in_place, replace_atomically};
+use serde_json::{Value, json};
+use std::path::{Path, PathBuf};
+
+/// Everything a sync needs besides the credential.
+#[derive(Debug)]
+pub(crate) struct Settings {
+    pub(crate) targets: Vec<TargetSpec>,
+    pub(crate) shape: Shape,
+    pub(crate) allow_downgrade: bool,
+    pub(crate) follow_symlinks: bool,
+    pub(crate) force_legacy: bool,
+    pub(crate) paste: PasteSettings,
+    /// The host's installed OpenClaw, when one is found.
+    pub(crate) installed: Option<Version>,
+}
+
+/// What happened to one target.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Outcome {
+    /// It already held the token.
+    Unchanged,
+    /// Written (or, in a dry run, would be).
+    Written,
+    /// Holds a token that lives longer; not replaced.
+    Downgrade { held: ExpiresAt },
+    /// Could not be written; the message names the file and the problem.
+    Failed(String),
+}
+
+/// One target's result.
+#[derive(Debug, Clone)]
+pub(crate) struct TargetReport {
+    pub(crate) name: String,
+    pub(crate) kind: Kind,
+    pub(crate) outcome: Outcome,
+    /// What was written: the token, or for `clear-stale` the profiles removed.
+    pub(crate) wrote: Wrote,
+}
+
+/// What a written target now holds.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Wrote {
+    Nothing,
+    Token { token: Secret, expires_at: ExpiresAt },
+    Removed(Vec<String>),
+}
+
+impl TargetReport {
+    fn new(name: String, kind: Kind, outcome: Outcome) -> Self {
+        Self { name, kind, outcome, wrote: Wrote::Nothing }
+    }
+
+    /// The JSON change line for a written target (`compose-recreate --stdin` reads these).
+    pub(crate) fn change_line(&self) -> Option<Value> {
+        if self.outcome != Outcome::Written {
+            return None;
+        }
+        Some(match &self.wrote {
+            Wrote::Token { token, expires_at } => json!({
+                "target": self.name,
+                "kind": self.kind.name(),
+                "fingerprint": token.to_string(),
+                "expires": expires_at.to_string(),
+                "expires_ms": expires_at.as_millis(),
+            }),
+            Wrote::Removed(ids) => json!({"target": self.name, "kind": self.kind.name(), "removed": ids}),
+            Wrote::Nothing => json!({"target": self.name, "kind": self.kind.name()}),
+        })
+    }
+}
+
+/// Syncs `cred` into every target. With `dry_run`, nothing is written and no program is run.
+pub(crate) fn sync_all(settings: &Settings, cred: &Credential, now_ms: i64, dry_run: bool) -> Vec<TargetReport> {
+    let mut reports = Vec::new();
+    for spec in &settings.targets {
+        if spec.kind == Kind::OpenclawPaste {
+            reports.push(paste::sync(&settings.paste, spec.agent.as_deref(), cred, now_ms, settings, dry_run));
+            continue;
+        }
+        match spec.files() {
+            Err(problem) => reports.push(TargetReport::new(spec.to_string(), spec.kind, Outcome::Failed(problem))),
+            Ok(files) if files.is_empty() => keeper_core::log::log(
+                keeper_core::log::Level::Warning,
+                crate::PROGRAM,
+                format_args!("{spec}: no file matches (yet)"),
+            ),
+            Ok(files) => reports.extend(files.iter().map(|f| sync_file(f, cred, settings, dry_run))),
+        }
+    }
+    reports
+}
+
+/// Where a file target really is, after the symlink rule.
+pub(crate) enum Resolved {
+    Absent(PathBuf),
+    Present(PathBuf),
+}
+
+/// Applies the symlink rule and refuses directories.
+pub(crate) fn resolve(path: &Path, follow_symlinks: bool) -> Result<Resolved, String> {
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if m.file_type().is_symlink() => {
+            if !follow_symlinks {
+                return Err(format!(
+                    "{} is a symbolic link: not written, since replacing it would replace the link (pass \
+                     --follow-symlinks to write the file it points to)",
+                    path.display()
+                ));
+            }
+            match std::fs::canonicalize(path) {
+                Ok(real) => resolve(&real, false),
+                Err(e) => Err(format!("{} is a symbolic link that cannot be followed: {e}", path.display())),
+            }
+        }
+        Ok(m) if m.is_dir() => Err(format!("{} is a directory, not a file", path.display())),
+        Ok(_) => Ok(Resolved::Present(path.to_path_buf())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Resolved::Absent(path.to_path_buf())),
+        Err(e) => Err(format!("{}: {e}", path.display())),
+    }
+}
+
+/// The SQLite-era refusal for a JSON target, unless `--force-legacy`.
+pub(crate) fn retired(target: &FileTarget, settings: &Settings) -> Option<String> {
+    if settings.force_legacy || !target.kind.is_retired_in_sqlite_era() {
+        return None;
+    }
+    generation::sqlite_evidence(&target.path, settings.installed)
+}
+
+/// Reads a target's current bytes (`None` when it does not exist).
+pub(crate) fn read_target(path: &Path) -> Result<Option<Vec<u8>>, String> {
+    match read_bounded(&Source::File(path.to_path_buf())) {
+        Ok(bytes) => Ok(Some(bytes)),
+        Err(ReadError::NotFound) => Ok(None),
+        Err(e) => Err(format!("{}: {e}", path.display())),
+    }
+}
+
+fn sync_file(target: &FileTarget, cred: &Credential, settings: &Settings, dry_run: bool) -> TargetReport {
+    let name = show(&target.path);
+    let kind = target.kind;
+    match try_sync_file(target, cred, settings, dry_run) {
+        Ok((outcome, wrote)) => TargetReport { name, kind, outcome, wrote },
+        Err(problem) => TargetReport::new(name, kind, Outcome::Failed(problem)),
+    }
+}
+
+fn try_sync_file(
+    target: &FileTarget,
+    cred: &Credential,
+    settings: &Settings,
+    dry_run: bool,
+) -> Result<(Outcome, Wrote), String> {
+    let (path, exists) = match resolve(&target.path, settings.follow_symlinks)? {
+        Resolved::Absent(p) => (p, false),
+        Resolved::Present(p) => (p, true),
+    };
+    if target.kind == Kind::ClearStale && !exists {
+        return Ok((Outcome::Unchanged, Wrote::Nothing));
+    }
+    if let Some(evidence) = retired(target, settings) {
+        return Err(generation::refusal(&path, &evidence, target.kind == Kind::ClearStale));
+    }
+    let dir = keeper_core::paths::parent_dir(&path);
+    if !dir.is_dir() {
+        if target.kind != Kind::SystemdDropin || dry_run {
+            return Err(format!("{}: directory {} does not exist", path.display(), dir.display()));
+        }
+        // `openclaw-gateway.service.d/` is ours to create; the unit's own directory must exist.
+        std::fs::create_dir(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    }
+    // Two cred-sync processes (a unit and a hand-run one) must not interleave read and write.
+    let _lock = DirLock::acquire(dir).map_err(|e| format!("cannot lock directory {}: {e}", dir.display()))?;
+    let current = read_target(&path)?;
+    let unreadable = |e: credmap::Error| {
+        format!("{}: {e}; the file is left as it is (fix or remove it to let cred-sync write it)", path.display())
+    };
+
+    let (contents, wrote) = if target.kind == Kind::ClearStale {
+        let bytes = current.as_deref().unwrap_or_default();
+        let cleared = store::clear_stale(bytes).map_err(unreadable)?;
+        if !cleared.kept_api_keys.is_empty() {
+            keeper_core::log::log(
+                keeper_core::log::Level::Warning,
+                crate::PROGRAM,
+                format_args!(
+                    "{}: API-key profile(s) {} kept; they are used before ANTHROPIC_OAUTH_TOKEN",
+                    path.display(),
+                    cleared.kept_api_keys.join(", ")
+                ),
+            );
+        }
+        match cleared.contents {
+            None => return Ok((Outcome::Unchanged, Wrote::Nothing)),
+            Some(after) => (after, Wrote::Removed(cleared.removed)),
+        }
+    } else {
+        let held = store::holding(target.kind, current.as_deref(), &settings.shape).map_err(unreadable)?;
+        if held.matches(target.kind, cred, settings.shape.policy) {
+            return Ok((Outcome::Unchanged, Wrote::Nothing));
+        }
+        if !settings.allow_downgrade && held.is_downgraded_by(cred) {
+            let held = held.expires_at.expect("a downgrade implies a held expiry");
+            return Ok((Outcome::Downgrade { held }, Wrote::Nothing));
+        }
+        let contents = store::render(target.kind, current.as_deref(), cred, &settings.shape).map_err(unreadable)?;
+        (contents, Wrote::Token { token: cred.access_token.clone(), expires_at: cred.expires_at })
+    };
+    if !dry_run {
+        let written =
+            if target.in_place { overwrite_in_place(&path, &contents) } else { replace_atomically(&path, &contents) };
+        written.map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    }
+    Ok((Outcome::Written, wrote))
+}
