@@ -165,9 +165,9 @@ fn kill_9_at_random_moments_leaves_each_target_a_complete_old_or_new_version() {
         let _ = child.kill();
         let status = child.wait().unwrap();
         if status.code().is_some() {
-            finished += 1
+            finished += 1;
         } else {
-            killed += 1
+            killed += 1;
         }
         for (p, old) in targets.all().iter().zip(&before) {
             let now = complete_version(p).unwrap_or_else(|e| panic!("{} incomplete after kill -9: {e}", p.display()));
