@@ -138,7 +138,8 @@ pub(crate) fn sync(
     let fingerprint = cred.access_token.fingerprint().to_string();
     let last = paste.last_pasted(agent);
     if let Some(last) = &last {
-        if last.fingerprint == fingerprint && last.expires_ms == cred.expires_at.as_millis() {
+        // Same token: nothing to paste (a same-token earlier expiry is `cli-poke --force` at work).
+        if last.fingerprint == fingerprint && last.expires_ms >= cred.expires_at.as_millis() {
             return report(Outcome::Unchanged, Wrote::Nothing);
         }
         if !settings.allow_downgrade && last.fingerprint != fingerprint && last.expires_ms > cred.expires_at.as_millis()

@@ -25,7 +25,11 @@ pub(crate) struct Holding {
 }
 
 impl Holding {
-    /// Whether the target already holds exactly what we would write.
+    /// Whether the target already holds what we would write.
+    ///
+    /// The same token with a *later* recorded expiry counts as held: the source's expiry only
+    /// moves earlier for the same token when `cli-poke --force` marks it due (for a refresh that
+    /// follows within seconds), and the target's expiry is then the true one.
     pub(crate) fn matches(&self, kind: Kind, cred: &Credential, policy: RefreshPolicy) -> bool {
         if self.token.as_ref() != Some(&cred.access_token) {
             return false;
@@ -38,7 +42,7 @@ impl Holding {
                     RefreshPolicy::Carry => cred.refresh_token.as_ref(),
                     RefreshPolicy::AccessOnly => None,
                 };
-                self.expires_at == Some(cred.expires_at) && self.refresh.as_ref() == want_refresh
+                self.expires_at.is_some_and(|held| held >= cred.expires_at) && self.refresh.as_ref() == want_refresh
             }
         }
     }
@@ -183,6 +187,15 @@ mod tests {
                 assert_eq!(again, fresh, "{kind}: rendering twice changes nothing");
             }
         }
+    }
+
+    #[test]
+    fn a_forced_refresh_marking_the_same_token_due_is_not_copied() {
+        let s = shape(RefreshPolicy::AccessOnly);
+        let held = render(Kind::OpenclawOauth, None, &cred("sk-ant-oat01-same", T, None), &s).unwrap();
+        let held = holding(Kind::OpenclawOauth, Some(&held), &s).unwrap();
+        assert!(held.matches(Kind::OpenclawOauth, &cred("sk-ant-oat01-same", T - 8 * 3_600_000, None), s.policy));
+        assert!(!held.matches(Kind::OpenclawOauth, &cred("sk-ant-oat01-same", T + 1, None), s.policy));
     }
 
     #[test]

@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Benchmark: cred-sync --watch latency (source rename → 3 targets durably written), p50/p99,
+# beside a minimal inotify + fsync'd-write floor and the first seed's inotifywait + bash +
+# python3 + sed pipeline; and cred-sync's idle RSS.
+#
+# Usage (from anywhere): scripts/bench-cred-sync.sh
+# Environment: BENCH_WRITES (default 500) writes per side. The seed side needs inotifywait
+# (Debian: inotify-tools) and python3, and is skipped without them.
+# Targets: p99 within 1.5x of the floor; p50 at least 20x faster than the seed; idle RSS <= 4 MiB.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+exec cargo bench --quiet -p cred-sync --bench sync_latency
