@@ -57,8 +57,9 @@ Exit status:
       the webhook told, once per episode
   4   the credentials file is missing, unreadable or invalid, or --force could not lock or
       rewrite it
-  5   the CLI could not be run: not found, not executable, container missing or stopped, or it
-      did not finish within --timeout (its whole process group was killed)
+  5   the CLI could not be run: not found, not executable, container missing or stopped, the
+      file belongs to another user (host mode), or it did not finish within --timeout (its
+      whole process group was killed)
   64  usage error
 
 A systemd timer unit should run `cli-poke --not-due-ok` (or set SuccessExitStatus=1), so that a
@@ -184,7 +185,14 @@ struct Options {
     /// http:// is posted directly; https:// through curl (URL and body on its stdin). Retried on
     /// the next run when it fails. The message names the host, the reason and the files, never a
     /// token.
-    #[arg(long, value_name = "URL", env = "KEEPER_NOTIFY_URL", help_heading = "Re-authentication")]
+    // A webhook URL is a secret: --help must not show its value.
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "KEEPER_NOTIFY_URL",
+        hide_env_values = true,
+        help_heading = "Re-authentication"
+    )]
     notify_url: Option<String>,
 
     #[command(flatten)]
@@ -227,6 +235,7 @@ struct Settings {
 impl Settings {
     fn from_cli(cli: Options) -> Result<Self, String> {
         let target = match (cli.container, cli.cli_cmd) {
+            (Some(_), Some(_)) => return Err("--container and --cli-cmd exclude each other".into()),
             (Some(name), _) if name.trim().is_empty() => return Err("--container needs a container name".into()),
             (Some(name), _) => Target::Container {
                 name,
@@ -284,10 +293,20 @@ impl Settings {
 /// Runs `cli-poke` with the process's arguments and returns its exit code.
 #[must_use]
 pub fn main() -> ExitCode {
-    let cli = match keeper_core::config::parse_args::<Options>(std::env::args_os()) {
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let mut cli = match keeper_core::config::parse_args::<Options>(args.iter().cloned()) {
         Ok(cli) => cli,
         Err(e) => return keeper_core::clap_exit(&e),
     };
+    // clap's conflict check ignores values from the config file; a mode given on the command line
+    // wins over the other mode set in the environment or the file.
+    if cli.container.is_some() && cli.cli_cmd.is_some() {
+        match (on_command_line(&args, "--container"), on_command_line(&args, "--cli-cmd")) {
+            (true, false) => cli.cli_cmd = None,
+            (false, true) => cli.container = None,
+            _ => {}
+        }
+    }
     match Settings::from_cli(cli) {
         Ok(settings) => ExitCode::from(poke(&settings)),
         Err(message) => {
@@ -295,6 +314,15 @@ pub fn main() -> ExitCode {
             keeper_core::clap_exit(&err)
         }
     }
+}
+
+/// Whether `--flag` or `--flag=…` is among the arguments (before any `--`).
+fn on_command_line(args: &[std::ffi::OsString], flag: &str) -> bool {
+    args.iter()
+        .skip(1)
+        .map(|a| a.to_string_lossy())
+        .take_while(|a| a != "--")
+        .any(|a| a == flag || a.strip_prefix(flag).is_some_and(|rest| rest.starts_with('=')))
 }
 
 fn info(args: std::fmt::Arguments<'_>) {
@@ -450,8 +478,12 @@ fn judge(s: &Settings, inv: &Invocation, baseline: &Credential, forced: Option<&
             EXIT_CLI
         }
         Ended::Exited(code @ (126 | 127)) => {
-            let why = if code == 126 { "found but not executable" } else { "not found" };
-            error(format_args!("{inv}: exit {code}: the CLI was {why}"));
+            let why = if code == 126 {
+                "could not be started (not executable, or missing inside the container)"
+            } else {
+                "was not found"
+            };
+            error(format_args!("{inv}: exit {code}: the CLI {why}"));
             EXIT_CLI
         }
         ended => {
@@ -514,6 +546,7 @@ fn invocation(s: &Settings) -> Result<Invocation, NotRunnable> {
     let max_retries = Some(s.max_retries);
     match &s.target {
         Target::Host { cli } => {
+            same_owner(&s.creds)?;
             let cli = command::find_cli(cli.as_deref(), &keeper_core::paths::home())?;
             let env = CliEnv {
                 base_url_override: decide(own_base_url_elsewhere()),
@@ -548,6 +581,24 @@ fn invocation(s: &Settings) -> Result<Invocation, NotRunnable> {
             Ok(command::container(&s.docker, name, cli, &s.cli_args, &env))
         }
     }
+}
+
+/// A CLI on the host runs as this process's user; refuses when the credentials file belongs to
+/// someone else: the CLI would rewrite it as a file that user can no longer read (2.1.197 writes a
+/// new 0600 file owned by whoever runs it).
+fn same_owner(creds: &Path) -> Result<(), NotRunnable> {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(meta) = std::fs::metadata(creds) else { return Ok(()) };
+    let me = nix::unistd::geteuid().as_raw();
+    if meta.uid() == me {
+        return Ok(());
+    }
+    Err(NotRunnable(format!(
+        "{} belongs to uid {}, but the CLI would run as uid {me} and could leave it unreadable to its owner: \
+         run cli-poke as that user (systemd User=), or use --cli-cmd",
+        creds.display(),
+        meta.uid()
+    )))
 }
 
 /// `CLAUDE_CONFIG_DIR` for a CLI on the host when the credentials file is not where that CLI

@@ -356,6 +356,28 @@ fn options_come_from_the_config_file() {
 }
 
 #[test]
+fn a_mode_on_the_command_line_wins_over_the_other_mode_in_the_config_file() {
+    let f = Fixture::new();
+    let (a0, _) = f.write_creds(now_ms() + MINUTE);
+    let config = f.dir.path().join("keeper.env");
+    std::fs::write(&config, format!("KEEPER_CONTAINER=no-such-container\nKEEPER_CREDENTIALS={}\n", f.creds.display()))
+        .unwrap();
+    let cmd_line = format!("'{}'", stand_in().display());
+    let out = f.run(f.bare_cmd().arg("--config").arg(&config).args(["--cli-cmd", &cmd_line]));
+    assert_eq!(out.code, 0, "{}", out.all());
+    assert_ne!(f.current().0, a0);
+    // both in the file: no guessing
+    std::fs::write(
+        &config,
+        format!("KEEPER_CONTAINER=c\nKEEPER_CLI_CMD=x\nKEEPER_CREDENTIALS={}\n", f.creds.display()),
+    )
+    .unwrap();
+    let out = f.run(f.bare_cmd().arg("--config").arg(&config));
+    assert_eq!(out.code, 64, "{}", out.all());
+    assert!(out.stderr.contains("exclude each other"), "{}", out.stderr);
+}
+
+#[test]
 fn usage_errors_exit_64() {
     let f = Fixture::new();
     for args in [
@@ -403,4 +425,21 @@ fn the_fake_clock_decides_for_cli_poke_and_the_stand_in_alike() {
     let out = f.run(fake(&f).arg("--force"));
     assert_eq!(out.code, 0, "{}", out.all());
     assert_eq!(f.current().2, t1 + MINUTE + 8 * HOUR);
+}
+
+#[test]
+fn exit_5_rather_than_run_the_cli_on_another_users_file() {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("skipped: needs root to chown");
+        return;
+    }
+    let f = Fixture::new();
+    f.write_creds(now_ms() + MINUTE);
+    std::os::unix::fs::chown(&f.creds, Some(1000), Some(1000)).unwrap();
+    let before = std::fs::read(&f.creds).unwrap();
+    let out = f.run(f.cmd().arg("--force"));
+    assert_eq!(out.code, 5, "{}", out.all());
+    assert!(out.stderr.contains("belongs to uid 1000"), "{}", out.stderr);
+    assert!(f.calls().is_empty());
+    assert_eq!(std::fs::read(&f.creds).unwrap(), before);
 }

@@ -160,6 +160,14 @@ fn a_known_dead_refresh_token_keeps_its_flag_while_not_due() {
 }
 
 #[test]
+fn help_never_shows_the_webhook_url() {
+    let f = Fixture::new();
+    let out = f.run(f.bare_cmd().arg("--help").env("KEEPER_NOTIFY_URL", "https://chat.example/hooks/SECRET123"));
+    assert_eq!(out.code, 0);
+    assert!(out.stdout.contains("KEEPER_NOTIFY_URL") && !out.stdout.contains("SECRET123"), "{}", out.stdout);
+}
+
+#[test]
 fn the_flag_goes_where_it_is_told() {
     let f = Fixture::new();
     f.write_creds(now_ms() + MINUTE);
