@@ -1,0 +1,203 @@
+//! Reading the CLI's credentials file, and `--force`'s rewrite of its expiry.
+
+use crate::lockdir::{self, LockError};
+use credmap::claude::{self, OauthState};
+use credmap::json::Document;
+use credmap::{Credential, ExpiresAt};
+use keeper_core::input::{Source, read_bounded};
+use std::path::Path;
+use std::time::Duration;
+
+/// Reads of a file caught mid-write (empty or cut short, as an in-place write by CLI 2.1.112 can
+/// be seen) are retried this often...
+const TORN_READ_RETRIES: u32 = 5;
+/// ...this far apart.
+const TORN_READ_PAUSE: Duration = Duration::from_millis(20);
+
+/// What the file holds.
+#[derive(Debug, Clone)]
+pub(crate) enum Creds {
+    /// A credential (perhaps expired).
+    Credential(Box<Credential>),
+    /// The logged-out stub.
+    LoggedOut,
+}
+
+/// Reads and parses the file; the error names the file and what is wrong with it.
+pub(crate) fn read(path: &Path) -> Result<(Document, Creds), String> {
+    let mut attempt = 0;
+    loop {
+        match read_once(path) {
+            Err(ReadFailure::Torn(_)) if attempt < TORN_READ_RETRIES => {
+                attempt += 1;
+                std::thread::sleep(TORN_READ_PAUSE);
+            }
+            Err(ReadFailure::Torn(e) | ReadFailure::Other(e)) => return Err(format!("{}: {e}", path.display())),
+            Ok(r) => return Ok(r),
+        }
+    }
+}
+
+enum ReadFailure {
+    Torn(String),
+    Other(String),
+}
+
+fn read_once(path: &Path) -> Result<(Document, Creds), ReadFailure> {
+    let bytes = read_bounded(&Source::File(path.to_path_buf())).map_err(|e| ReadFailure::Other(e.to_string()))?;
+    let torn = |e: credmap::Error| match e {
+        credmap::Error::Empty | credmap::Error::Json { truncated: true, .. } => ReadFailure::Torn(e.to_string()),
+        e => ReadFailure::Other(e.to_string()),
+    };
+    let doc = claude::parse(&bytes).map_err(torn)?;
+    let creds = match claude::read(&doc).map_err(torn)? {
+        OauthState::Credential(c) => Creds::Credential(Box::new(c)),
+        OauthState::LoggedOut { .. } => Creds::LoggedOut,
+    };
+    Ok((doc, creds))
+}
+
+/// How `--force` rewrites the file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum WriteMode {
+    /// Temp file and rename (atomic; keeps owner and mode).
+    Rename,
+    /// The same inode (for a file bind-mounted on its own into a container).
+    InPlace,
+}
+
+fn write(path: &Path, mode: WriteMode, bytes: &[u8]) -> std::io::Result<()> {
+    match mode {
+        WriteMode::Rename => keeper_core::write::replace_atomically(path, bytes),
+        WriteMode::InPlace => keeper_core::write::overwrite_in_place(path, bytes),
+    }
+}
+
+/// How long `--force` waits for the CLI's lock; a live CLI holds it for one token request.
+pub(crate) const LOCK_WAIT: Duration = Duration::from_secs(30);
+
+/// What `--force` did.
+#[derive(Debug, Clone)]
+pub(crate) struct Forced {
+    /// The credential as it was, read under the lock.
+    pub(crate) before: Box<Credential>,
+    /// The expiry written.
+    pub(crate) forced_expiry: ExpiresAt,
+}
+
+/// Why `--force` could not rewrite the file.
+#[derive(Debug)]
+pub(crate) enum ForceError {
+    /// The file holds the logged-out stub (found under the lock).
+    LoggedOut,
+    /// Locking, reading or writing failed.
+    Failed(String),
+}
+
+/// Under the CLI's lock: re-reads the file and sets `claudeAiOauth.expiresAt` to `now_ms`,
+/// keeping everything else, then releases the lock.
+pub(crate) fn force_expiry(
+    path: &Path,
+    mode: WriteMode,
+    now_ms: i64,
+    on_wait: impl FnMut(),
+) -> Result<Forced, ForceError> {
+    let lock_path = lockdir::lock_path(path).map_err(|e| ForceError::Failed(format!("{}: {e}", path.display())))?;
+    let _lock = lockdir::acquire(&lock_path, LOCK_WAIT, on_wait)
+        .map_err(|e| ForceError::Failed(lock_failed(&lock_path, &e)))?;
+    let (mut doc, creds) = read(path).map_err(ForceError::Failed)?;
+    let Creds::Credential(before) = creds else { return Err(ForceError::LoggedOut) };
+    let forced_expiry = ExpiresAt::from_millis(now_ms).map_err(|e| ForceError::Failed(format!("the clock: {e}")))?;
+    claude::set_expires_at(&mut doc, forced_expiry)
+        .map_err(|e| ForceError::Failed(format!("{}: {e}", path.display())))?;
+    write(path, mode, &doc.to_bytes())
+        .map_err(|e| ForceError::Failed(format!("{}: cannot rewrite: {e}", path.display())))?;
+    Ok(Forced { before, forced_expiry })
+}
+
+fn lock_failed(lock_path: &Path, e: &LockError) -> String {
+    format!("the CLI's lock {}: {e}", lock_path.display())
+}
+
+/// Undoes `--force` when the CLI did not refresh: puts the original expiry back, under the lock,
+/// if the file still holds the same access token and the forced expiry. Returns whether it did.
+pub(crate) fn restore_expiry(path: &Path, mode: WriteMode, forced: &Forced) -> Result<bool, String> {
+    let lock_path = lockdir::lock_path(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let _lock = lockdir::acquire(&lock_path, LOCK_WAIT, || {}).map_err(|e| lock_failed(&lock_path, &e))?;
+    let (mut doc, creds) = read(path)?;
+    let Creds::Credential(now) = creds else { return Ok(false) };
+    if now.access_token != forced.before.access_token || now.expires_at != forced.forced_expiry {
+        return Ok(false);
+    }
+    claude::set_expires_at(&mut doc, forced.before.expires_at).map_err(|e| format!("{}: {e}", path.display()))?;
+    write(path, mode, &doc.to_bytes()).map_err(|e| format!("{}: cannot rewrite: {e}", path.display()))?;
+    Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+
+    fn file(dir: &Path, body: &str) -> std::path::PathBuf {
+        let path = dir.join(".credentials.json");
+        std::fs::write(&path, body).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).unwrap();
+        path
+    }
+
+    const CRED: &str = r#"{"claudeAiOauth":{"accessToken":"A-1","refreshToken":"R-1","expiresAt":1767225600000,"scopes":["user:inference"],"x":1},"mcpOAuth":{"k":"v"}}"#;
+
+    #[test]
+    fn force_sets_only_the_expiry_keeps_mode_and_restores() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = file(dir.path(), CRED);
+        let forced = force_expiry(&path, WriteMode::Rename, 1_767_000_000_000, || {}).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(text, CRED.replace("1767225600000", "1767000000000"));
+        assert_eq!(std::fs::metadata(&path).unwrap().mode() & 0o777, 0o640);
+        assert!(!lockdir::lock_path(&path).unwrap().exists(), "the lock is released");
+        assert!(restore_expiry(&path, WriteMode::Rename, &forced).unwrap());
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), CRED);
+        // a second restore finds the original expiry, not the forced one: nothing to do
+        assert!(!restore_expiry(&path, WriteMode::Rename, &forced).unwrap());
+    }
+
+    #[test]
+    fn in_place_force_keeps_the_inode() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = file(dir.path(), CRED);
+        let ino = std::fs::metadata(&path).unwrap().ino();
+        force_expiry(&path, WriteMode::InPlace, 1_767_000_000_000, || {}).unwrap();
+        assert_eq!(std::fs::metadata(&path).unwrap().ino(), ino);
+        let ino2 = {
+            force_expiry(&path, WriteMode::Rename, 1_767_000_000_001, || {}).unwrap();
+            std::fs::metadata(&path).unwrap().ino()
+        };
+        assert_ne!(ino2, ino);
+    }
+
+    #[test]
+    fn restore_leaves_a_refreshed_file_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = file(dir.path(), CRED);
+        let forced = force_expiry(&path, WriteMode::Rename, 1_767_000_000_000, || {}).unwrap();
+        let refreshed = CRED.replace("A-1", "A-2").replace("1767225600000", "1767300000000");
+        std::fs::write(&path, &refreshed).unwrap();
+        assert!(!restore_expiry(&path, WriteMode::Rename, &forced).unwrap());
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), refreshed);
+    }
+
+    #[test]
+    fn read_errors_name_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = file(dir.path(), "{\"claudeAiOauth\":{\"accessToken\":");
+        let err = read(&path).unwrap_err();
+        assert!(err.starts_with(&path.display().to_string()), "{err}");
+        let stub = r#"{"claudeAiOauth":{"accessToken":"","refreshToken":"","expiresAt":0}}"#;
+        std::fs::write(&path, stub).unwrap();
+        assert!(matches!(read(&path).unwrap().1, Creds::LoggedOut));
+        assert!(matches!(force_expiry(&path, WriteMode::Rename, 1_767_000_000_000, || {}), Err(ForceError::LoggedOut)));
+        assert!(read(&dir.path().join("missing")).unwrap_err().ends_with("no such file"));
+    }
+}

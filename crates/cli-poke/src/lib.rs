@@ -1,0 +1,683 @@
+//! `cli-poke`: make the Claude Code CLI refresh its OAuth token in time, on the host or in a
+//! container, check that it did, and raise the REAUTH flag when only a human login helps.
+//!
+//! The CLI refreshes only when `now + 5 min >= expiresAt`, and only before an API call
+//! (DOMAIN.md §1, §3). So `cli-poke` reads the credentials first: outside that window it does
+//! nothing ("not due", saying when the window opens); inside it, it runs `claude -p 'say ok'` and
+//! then re-reads the file: success only when the access token changed and the expiry advanced.
+//! `--force` moves the expiry to now under the CLI's own lock, so the CLI refreshes at once.
+//!
+//! The binary's `main` only calls [`main`].
+
+mod command;
+mod creds;
+mod lockdir;
+mod notify;
+mod process;
+mod reauth;
+mod redact;
+mod text;
+
+use clap::{CommandFactory, Parser, ValueEnum};
+use command::{CliEnv, Invocation, NotRunnable};
+use credmap::Credential;
+use creds::{Creds, ForceError, Forced, WriteMode};
+use keeper_core::log::{Level, log};
+use process::{Ended, Finished};
+use reauth::Reauth;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+use text::{human_ms, rfc3339};
+
+pub(crate) const PROGRAM: &str = "cli-poke";
+
+/// The token was refreshed (the access token changed and its expiry advanced).
+pub const EXIT_REFRESHED: u8 = 0;
+/// Not due: the CLI would not refresh yet.
+pub const EXIT_NOT_DUE: u8 = 1;
+/// The CLI ran but did not refresh.
+pub const EXIT_NOT_REFRESHED: u8 = 2;
+/// The refresh token is dead: a human must log in (REAUTH).
+pub const EXIT_REAUTH: u8 = 3;
+/// The credentials file is missing, unreadable or invalid, or `--force` could not rewrite it.
+pub const EXIT_CREDENTIALS: u8 = 4;
+/// The CLI could not be run: not found, not executable, container not running, timed out.
+pub const EXIT_CLI: u8 = 5;
+
+const AFTER_HELP: &str = "\
+Exit status:
+  0   refreshed: after the poke the access token changed and its expiry advanced (also with
+      --force); with --not-due-ok also \"not due\"
+  1   not due: more than the refresh window (5m) left, so the CLI would not refresh; the log
+      says when the window opens
+  2   the CLI ran but did not refresh the token (its output is logged, tokens hidden)
+  3   REAUTH: the refresh token is dead (the CLI said invalid_grant, \"OAuth token has expired\"
+      or \"Not logged in\", or the file holds the logged-out stub); the flag file is created and
+      the webhook told, once per episode
+  4   the credentials file is missing, unreadable or invalid, or --force could not lock or
+      rewrite it
+  5   the CLI could not be run: not found, not executable, container missing or stopped, the
+      file belongs to another user (host mode), or it did not finish within --timeout (its
+      whole process group was killed)
+  64  usage error
+
+A systemd timer unit should run `cli-poke --not-due-ok` (or set SuccessExitStatus=1), so that a
+run outside the window does not show as failed.
+
+--force trade-off: it sets expiresAt to now (under the CLI's lock, ${CLAUDE_CONFIG_DIR}.lock),
+so the CLI refreshes on this poke. That rotates the refresh token early (harmless: the CLI is the
+only refresher), and a watcher such as cred-sync sees the changed expiry for a moment. When the
+poke does not refresh, the original expiry is put back.
+
+Tokens never reach the CLI's command line or environment (token variables are removed from the
+environment it inherits); its output is logged with every token replaced by a fingerprint.
+
+Examples:
+  cli-poke --not-due-ok
+  cli-poke --container openclaw-claude --creds /srv/claude/.credentials.json
+  cli-poke --cli-cmd 'docker compose -f /srv/openclaw/compose.yml exec -T claude claude' --creds …
+  token-expiry --wait-until-within 5m && cli-poke";
+
+/// Make the Claude Code CLI refresh its OAuth token in its 5-minute window, and check it did.
+///
+/// Reads the CLI's credentials; when under 5 minutes are left (or with --force) runs the CLI
+/// (`claude -p 'say ok'`) on the host, in a container or through a given command, then checks the
+/// token changed. Raises the REAUTH flag (and tells a webhook once) when only a human login helps.
+#[derive(Debug, Parser)]
+#[command(name = "cli-poke", version, after_help = AFTER_HELP, max_term_width = 100)]
+// Reason: these doc comments are --help text, where Markdown backticks would show literally.
+#[allow(clippy::doc_markdown)]
+struct Options {
+    /// The CLI's credentials file [default: $CLAUDE_CONFIG_DIR/.credentials.json, else ~/.claude/.credentials.json]
+    ///
+    /// With --container or --cli-cmd: required, the host path of the file the CLI writes (its
+    /// directory bind-mounted into the container).
+    #[arg(long, value_name = "FILE", env = "KEEPER_CREDENTIALS", help_heading = "Credentials")]
+    creds: Option<PathBuf>,
+
+    /// Refresh now, however long the token has left
+    ///
+    /// Sets expiresAt to now under the CLI's lock, then pokes; see the trade-off below.
+    #[arg(long, env = "KEEPER_FORCE", help_heading = "Credentials")]
+    force: bool,
+
+    /// How --force rewrites the file
+    ///
+    /// rename: a temp file renamed over it (atomic, owner and mode kept); in-place: the same
+    /// inode, for a file bind-mounted on its own into a container (a rename would leave the
+    /// container on the old file).
+    #[arg(long, value_enum, value_name = "HOW", env = "KEEPER_FORCE_WRITE", help_heading = "Credentials")]
+    #[arg(default_value_t = WriteMode::Rename)]
+    force_write: WriteMode,
+
+    /// The CLI refreshes only when this much or less is left (its built-in rule is 5 minutes)
+    #[arg(long, value_name = "DURATION", env = "KEEPER_REFRESH_WINDOW", help_heading = "Credentials")]
+    #[arg(default_value = "5m", value_parser = humantime::parse_duration)]
+    refresh_window: Duration,
+
+    /// Exit 0 instead of 1 when the refresh is not due (for timer units)
+    #[arg(long, env = "KEEPER_NOT_DUE_OK", help_heading = "Credentials")]
+    not_due_ok: bool,
+
+    /// The claude program [default: claude in PATH, then ~/.local/bin/claude, ~/.claude/local/claude]
+    ///
+    /// With --container: the program inside the container [default: claude].
+    #[arg(long, value_name = "PATH", env = "KEEPER_CLI", conflicts_with = "cli_cmd", help_heading = "The CLI")]
+    cli: Option<PathBuf>,
+
+    /// Run the CLI in this running container: docker exec CONTAINER claude -p PROMPT
+    #[arg(long, value_name = "NAME", env = "KEEPER_CONTAINER", conflicts_with = "cli_cmd", help_heading = "The CLI")]
+    container: Option<String>,
+
+    /// Run the CLI through this command, e.g. 'docker compose exec -T svc claude'
+    ///
+    /// Split into words like a shell does (quotes, backslashes; no expansion); the CLI's
+    /// arguments are appended. Variables cli-poke sets (CLAUDE_CODE_MAX_RETRIES, the base-URL
+    /// override) go into this command's environment: a wrapper must pass them on itself.
+    #[arg(long, value_name = "CMD", env = "KEEPER_CLI_CMD", allow_hyphen_values = true, help_heading = "The CLI")]
+    cli_cmd: Option<String>,
+
+    /// The docker program, for --container (DOCKER_HOST and friends are inherited)
+    #[arg(long, value_name = "PATH", env = "KEEPER_DOCKER", default_value = "docker", help_heading = "The CLI")]
+    docker: PathBuf,
+
+    /// The prompt the CLI answers (a tiny one: it costs a request)
+    #[arg(long, value_name = "TEXT", env = "KEEPER_PROMPT", default_value = "say ok", help_heading = "The CLI")]
+    prompt: String,
+
+    /// The CLI's arguments instead of `-p PROMPT`, split like a shell does
+    #[arg(long, value_name = "ARGS", env = "KEEPER_CLI_ARGS", allow_hyphen_values = true, help_heading = "The CLI")]
+    cli_args: Option<String>,
+
+    /// Run the CLI with ANTHROPIC_BASE_URL=https://api.anthropic.com
+    ///
+    /// For this one command only. auto: when the CLI's environment points ANTHROPIC_BASE_URL
+    /// elsewhere (a proxy such as LiteLLM): in a container as `docker inspect` shows it, else
+    /// cli-poke's own environment.
+    #[arg(long, value_enum, value_name = "WHEN", env = "KEEPER_BASE_URL_OVERRIDE", help_heading = "The CLI")]
+    #[arg(default_value_t = Override::Auto)]
+    base_url_override: Override,
+
+    /// CLAUDE_CODE_MAX_RETRIES for the CLI (with its default retries a dead token takes ~3 min)
+    #[arg(long, value_name = "N", env = "KEEPER_POKE_MAX_RETRIES", default_value_t = 1, help_heading = "The CLI")]
+    max_retries: u32,
+
+    /// Stop the CLI (SIGTERM, then SIGKILL to its whole process group) after this long
+    #[arg(long, value_name = "DURATION", env = "KEEPER_POKE_TIMEOUT", help_heading = "The CLI")]
+    #[arg(default_value = "120s", value_parser = humantime::parse_duration)]
+    timeout: Duration,
+
+    /// OpenClaw's directory, where the REAUTH_NEEDED flag goes [default: ~/.openclaw]
+    #[arg(long, value_name = "DIR", env = "KEEPER_OPENCLAW_DIR", help_heading = "Re-authentication")]
+    openclaw_dir: Option<PathBuf>,
+
+    /// The REAUTH flag file [default: OPENCLAW_DIR/REAUTH_NEEDED]
+    ///
+    /// Created (with the time, the reason and the failed refresh token's fingerprint) when only a
+    /// human login helps; removed after the next successful refresh, or when the credentials were
+    /// replaced by a new login.
+    #[arg(long, value_name = "PATH", env = "KEEPER_REAUTH_FLAG", help_heading = "Re-authentication")]
+    reauth_flag: Option<PathBuf>,
+
+    /// Post {"text": …} here once per REAUTH episode (Mattermost/Slack incoming webhook)
+    ///
+    /// http:// is posted directly; https:// through curl (URL and body on its stdin). Retried on
+    /// the next run when it fails. The message names the host, the reason and the files, never a
+    /// token.
+    // A webhook URL is a secret: --help must not show its value.
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "KEEPER_NOTIFY_URL",
+        hide_env_values = true,
+        help_heading = "Re-authentication"
+    )]
+    notify_url: Option<String>,
+
+    #[command(flatten)]
+    config: keeper_core::config::ConfigArg,
+}
+
+/// When to point the CLI at the Anthropic API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Override {
+    Always,
+    Auto,
+    Never,
+}
+
+/// Where the CLI runs.
+#[derive(Debug, Clone)]
+enum Target {
+    Host { cli: Option<PathBuf> },
+    Container { name: String, cli: String },
+    Custom(Vec<String>),
+}
+
+/// The checked settings of one run.
+#[derive(Debug)]
+struct Settings {
+    creds: PathBuf,
+    target: Target,
+    docker: PathBuf,
+    cli_args: Vec<String>,
+    base_url_override: Override,
+    max_retries: u32,
+    timeout: Duration,
+    force: bool,
+    force_write: WriteMode,
+    window_ms: i64,
+    not_due_ok: bool,
+    reauth: Reauth,
+}
+
+impl Settings {
+    fn from_cli(cli: Options) -> Result<Self, String> {
+        let target = match (cli.container, cli.cli_cmd) {
+            (Some(_), Some(_)) => return Err("--container and --cli-cmd exclude each other".into()),
+            (Some(name), _) if name.trim().is_empty() => return Err("--container needs a container name".into()),
+            (Some(name), _) => Target::Container {
+                name,
+                cli: cli.cli.map_or_else(|| "claude".to_owned(), |p| p.to_string_lossy().into_owned()),
+            },
+            (None, Some(cmd)) => {
+                let words = command::split_words(&cmd).map_err(|e| format!("--cli-cmd: {e}"))?;
+                if words.is_empty() {
+                    return Err("--cli-cmd is empty".into());
+                }
+                Target::Custom(words)
+            }
+            (None, None) => Target::Host { cli: cli.cli },
+        };
+        let creds = match (cli.creds, &target) {
+            (Some(p), _) => p,
+            (None, Target::Host { .. }) => keeper_core::paths::claude_credentials(),
+            (None, _) => {
+                return Err(
+                    "--container and --cli-cmd need --creds: the host path of the credentials file the CLI writes"
+                        .into(),
+                );
+            }
+        };
+        let cli_args = match cli.cli_args {
+            Some(a) => command::split_words(&a).map_err(|e| format!("--cli-args: {e}"))?,
+            None => vec!["-p".to_owned(), cli.prompt],
+        };
+        if let Some(url) = &cli.notify_url {
+            let lower = url.to_ascii_lowercase();
+            if !lower.starts_with("http://") && !lower.starts_with("https://") {
+                return Err("--notify-url must start with http:// or https://".into());
+            }
+        }
+        let openclaw_dir = cli.openclaw_dir.unwrap_or_else(|| keeper_core::paths::home().join(".openclaw"));
+        let flag = cli.reauth_flag.unwrap_or_else(|| openclaw_dir.join("REAUTH_NEEDED"));
+        let window_ms = i64::try_from(cli.refresh_window.as_millis()).map_err(|_| "--refresh-window is too long")?;
+        Ok(Self {
+            reauth: Reauth { flag, notify_url: cli.notify_url.filter(|u| !u.is_empty()), creds: creds.clone() },
+            creds,
+            target,
+            docker: cli.docker,
+            cli_args,
+            base_url_override: cli.base_url_override,
+            max_retries: cli.max_retries,
+            timeout: cli.timeout,
+            force: cli.force,
+            force_write: cli.force_write,
+            window_ms,
+            not_due_ok: cli.not_due_ok,
+        })
+    }
+}
+
+/// Runs `cli-poke` with the process's arguments and returns its exit code.
+#[must_use]
+pub fn main() -> ExitCode {
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let mut cli = match keeper_core::config::parse_args::<Options>(args.iter().cloned()) {
+        Ok(cli) => cli,
+        Err(e) => return keeper_core::clap_exit(&e),
+    };
+    // clap's conflict check ignores values from the config file; a mode given on the command line
+    // wins over the other mode set in the environment or the file.
+    if cli.container.is_some() && cli.cli_cmd.is_some() {
+        match (on_command_line(&args, "--container"), on_command_line(&args, "--cli-cmd")) {
+            (true, false) => cli.cli_cmd = None,
+            (false, true) => cli.container = None,
+            _ => {}
+        }
+    }
+    match Settings::from_cli(cli) {
+        Ok(settings) => ExitCode::from(poke(&settings)),
+        Err(message) => {
+            let err = Options::command().error(clap::error::ErrorKind::ArgumentConflict, message);
+            keeper_core::clap_exit(&err)
+        }
+    }
+}
+
+/// Whether `--flag` or `--flag=…` is among the arguments (before any `--`).
+fn on_command_line(args: &[std::ffi::OsString], flag: &str) -> bool {
+    args.iter()
+        .skip(1)
+        .map(|a| a.to_string_lossy())
+        .take_while(|a| a != "--")
+        .any(|a| a == flag || a.strip_prefix(flag).is_some_and(|rest| rest.starts_with('=')))
+}
+
+fn info(args: std::fmt::Arguments<'_>) {
+    log(Level::Info, PROGRAM, args);
+}
+
+fn warn(args: std::fmt::Arguments<'_>) {
+    log(Level::Warning, PROGRAM, args);
+}
+
+fn error(args: std::fmt::Arguments<'_>) {
+    log(Level::Error, PROGRAM, args);
+}
+
+fn refresh_fingerprint(c: &Credential) -> Option<String> {
+    c.refresh_token.as_ref().map(ToString::to_string)
+}
+
+/// One run: read, decide, (force,) poke, check.
+fn poke(s: &Settings) -> u8 {
+    let now = keeper_core::clock::now_ms();
+    let before = match creds::read(&s.creds) {
+        Ok((_, Creds::Credential(c))) => c,
+        Ok((_, Creds::LoggedOut)) => {
+            s.reauth.raise("the credentials file holds the logged-out stub: the CLI's last refresh failed", None, now);
+            return EXIT_REAUTH;
+        }
+        Err(e) => {
+            error(format_args!("{e}"));
+            return EXIT_CREDENTIALS;
+        }
+    };
+    let left = before.expires_at.remaining_ms(now);
+    let due = left <= s.window_ms;
+    if !due && !s.force {
+        let opens = before.expires_at.as_millis() - s.window_ms;
+        info(format_args!(
+            "not due: {} has {} left (expires {}); the CLI refreshes only in its last {}: from {} (in {}). --force refreshes now",
+            before.access_token,
+            human_ms(left),
+            before.expires_at,
+            human_ms(s.window_ms),
+            rfc3339(opens),
+            human_ms(opens - now)
+        ));
+        s.reauth.check_when_not_due(&before);
+        return if s.not_due_ok { EXIT_REFRESHED } else { EXIT_NOT_DUE };
+    }
+
+    let inv = match invocation(s) {
+        Ok(inv) => inv,
+        Err(NotRunnable(why)) => {
+            error(format_args!("cannot run the CLI: {why}"));
+            return EXIT_CLI;
+        }
+    };
+
+    let forced = if due {
+        None
+    } else {
+        let waiting = || info(format_args!("waiting for the CLI's lock (another refresh is running)"));
+        match creds::force_expiry(&s.creds, s.force_write, now, waiting) {
+            Ok(f) => {
+                info(format_args!(
+                    "--force: expiresAt set to now in {} (it had {} left)",
+                    s.creds.display(),
+                    human_ms(f.before.expires_at.remaining_ms(now))
+                ));
+                Some(f)
+            }
+            Err(ForceError::LoggedOut) => {
+                let why = "the credentials file holds the logged-out stub: the CLI's last refresh failed";
+                s.reauth.raise(why, None, now);
+                return EXIT_REAUTH;
+            }
+            Err(ForceError::Failed(why)) => {
+                error(format_args!("--force: {why}"));
+                return EXIT_CREDENTIALS;
+            }
+        }
+    };
+    let baseline: &Credential = forced.as_ref().map_or(&before, |f| &f.before);
+    if due {
+        info(format_args!(
+            "due: {} {}; running {inv}",
+            baseline.access_token,
+            if left > 0 { format!("has {} left", human_ms(left)) } else { format!("expired {} ago", human_ms(-left)) }
+        ));
+    } else {
+        info(format_args!("running {inv}"));
+    }
+
+    let finished = match process::run(&inv, s.timeout) {
+        Ok(f) => f,
+        Err(e) => {
+            error(format_args!("cannot run {}: {e}", inv.program.display()));
+            restore(s, forced.as_ref());
+            return EXIT_CLI;
+        }
+    };
+    judge(s, &inv, baseline, forced.as_ref(), &finished, now)
+}
+
+/// After the poke: re-read the file and decide what happened.
+fn judge(s: &Settings, inv: &Invocation, baseline: &Credential, forced: Option<&Forced>, f: &Finished, now: i64) -> u8 {
+    let after = creds::read(&s.creds);
+    let refreshed = matches!(&after, Ok((_, Creds::Credential(c)))
+        if c.access_token != baseline.access_token && c.expires_at > baseline.expires_at);
+    log_output(f, if refreshed && f.ended == Ended::Exited(0) { Level::Info } else { Level::Warning });
+    match after {
+        Ok((_, Creds::Credential(c))) if refreshed => {
+            if f.ended != Ended::Exited(0) {
+                warn(format_args!("the CLI {} after refreshing the token", describe(f.ended)));
+            }
+            let now_after = keeper_core::clock::now_ms();
+            info(format_args!(
+                "refreshed: {} -> {}, expires {} ({} left)",
+                baseline.access_token,
+                c.access_token,
+                c.expires_at,
+                human_ms(c.expires_at.remaining_ms(now_after))
+            ));
+            s.reauth.clear_after_refresh();
+            return EXIT_REFRESHED;
+        }
+        Ok((_, Creds::LoggedOut)) => {
+            let why = "the CLI wrote the logged-out stub: the token endpoint rejected its refresh token";
+            s.reauth.raise(why, refresh_fingerprint(baseline).as_deref(), now);
+            return EXIT_REAUTH;
+        }
+        Err(e) => {
+            error(format_args!("after running the CLI: {e}"));
+            return EXIT_CREDENTIALS;
+        }
+        Ok(_) => {}
+    }
+    restore(s, forced);
+    if let Some(why) = redact::dead_token_sign(&f.output()) {
+        s.reauth.raise(why, refresh_fingerprint(baseline).as_deref(), now);
+        return EXIT_REAUTH;
+    }
+    match f.ended {
+        Ended::TimedOut => {
+            let inside = if matches!(s.target, Target::Container { .. }) {
+                " (the command inside the container is not stopped by this)"
+            } else {
+                ""
+            };
+            error(format_args!(
+                "the CLI did not finish within {}: killed its process group{inside}",
+                humantime::format_duration(s.timeout)
+            ));
+            EXIT_CLI
+        }
+        Ended::Exited(code @ (126 | 127)) => {
+            let why = if code == 126 {
+                "could not be started (not executable, or missing inside the container)"
+            } else {
+                "was not found"
+            };
+            error(format_args!("{inv}: exit {code}: the CLI {why}"));
+            EXIT_CLI
+        }
+        ended => {
+            warn(format_args!(
+                "the CLI {} but did not refresh the token ({} still expires {})",
+                describe(ended),
+                baseline.access_token,
+                baseline.expires_at
+            ));
+            EXIT_NOT_REFRESHED
+        }
+    }
+}
+
+fn describe(ended: Ended) -> String {
+    match ended {
+        Ended::Exited(0) => "exited successfully".to_owned(),
+        Ended::Exited(code) => format!("exited with status {code}"),
+        Ended::Signalled(sig) => format!("was killed by signal {sig}"),
+        Ended::TimedOut => "timed out".to_owned(),
+    }
+}
+
+/// Logs what the CLI printed, tokens replaced by fingerprints, a bounded number of lines.
+fn log_output(f: &Finished, level: Level) {
+    const MAX_LINES: usize = 20;
+    const MAX_LINE: usize = 500;
+    for (stream, bytes) in [("stdout", &f.stdout), ("stderr", &f.stderr)] {
+        let text = redact::redact(&String::from_utf8_lossy(bytes));
+        let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+        for line in lines.iter().take(MAX_LINES) {
+            let cut = line.char_indices().nth(MAX_LINE).map_or(*line, |(i, _)| &line[..i]);
+            log(level, PROGRAM, format_args!("claude {stream}: {cut}"));
+        }
+        if lines.len() > MAX_LINES {
+            log(level, PROGRAM, format_args!("claude {stream}: … {} more lines", lines.len() - MAX_LINES));
+        }
+    }
+}
+
+/// Puts the original expiry back after a `--force` whose poke did not refresh.
+fn restore(s: &Settings, forced: Option<&Forced>) {
+    let Some(forced) = forced else { return };
+    match creds::restore_expiry(&s.creds, s.force_write, forced) {
+        Ok(true) => info(format_args!("--force: put the original expiry {} back", forced.before.expires_at)),
+        Ok(false) => {}
+        Err(e) => error(format_args!("--force: cannot put the original expiry back: {e}")),
+    }
+}
+
+/// Builds the command for the configured target; for a container, checks it runs and reads its
+/// `ANTHROPIC_BASE_URL`.
+fn invocation(s: &Settings) -> Result<Invocation, NotRunnable> {
+    let own_base_url_elsewhere = || std::env::var("ANTHROPIC_BASE_URL").is_ok_and(|u| command::base_url_elsewhere(&u));
+    let decide = |auto: bool| match s.base_url_override {
+        Override::Always => true,
+        Override::Never => false,
+        Override::Auto => auto,
+    };
+    let max_retries = Some(s.max_retries);
+    match &s.target {
+        Target::Host { cli } => {
+            same_owner(&s.creds)?;
+            let cli = command::find_cli(cli.as_deref(), &keeper_core::paths::home())?;
+            let env = CliEnv {
+                base_url_override: decide(own_base_url_elsewhere()),
+                max_retries,
+                config_dir: config_dir_for(&s.creds),
+            };
+            Ok(command::host(&cli, &s.cli_args, &env))
+        }
+        Target::Custom(words) => {
+            let env = CliEnv { base_url_override: decide(own_base_url_elsewhere()), max_retries, config_dir: None };
+            Ok(command::custom(words, &s.cli_args, &env))
+        }
+        Target::Container { name, cli } => {
+            let container = inspect(s, name)?;
+            if !container.running {
+                return Err(NotRunnable(format!("container {name} is not running")));
+            }
+            if !container.token_vars.is_empty() {
+                warn(format_args!(
+                    "container {name} sets {}: its CLI may use that instead of the credentials file and never refresh",
+                    container.token_vars.join(", ")
+                ));
+            }
+            let elsewhere = container.base_url.as_deref().is_some_and(command::base_url_elsewhere);
+            let base_url_override = decide(elsewhere);
+            if elsewhere && base_url_override {
+                info(format_args!(
+                    "container {name}'s ANTHROPIC_BASE_URL points elsewhere: overriding it for this one command"
+                ));
+            }
+            let env = CliEnv { base_url_override, max_retries, config_dir: None };
+            Ok(command::container(&s.docker, name, cli, &s.cli_args, &env))
+        }
+    }
+}
+
+/// A CLI on the host runs as this process's user; refuses when the credentials file belongs to
+/// someone else: the CLI would rewrite it as a file that user can no longer read (2.1.197 writes a
+/// new 0600 file owned by whoever runs it).
+fn same_owner(creds: &Path) -> Result<(), NotRunnable> {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(meta) = std::fs::metadata(creds) else { return Ok(()) };
+    let me = nix::unistd::geteuid().as_raw();
+    if meta.uid() == me {
+        return Ok(());
+    }
+    Err(NotRunnable(format!(
+        "{} belongs to uid {}, but the CLI would run as uid {me} and could leave it unreadable to its owner: \
+         run cli-poke as that user (systemd User=), or use --cli-cmd",
+        creds.display(),
+        meta.uid()
+    )))
+}
+
+/// `CLAUDE_CONFIG_DIR` for a CLI on the host when the credentials file is not where that CLI
+/// would look: its directory. None when it is (setting the variable to the default directory
+/// would move the CLI's other state, `~/.claude.json`, into it).
+fn config_dir_for(creds: &Path) -> Option<PathBuf> {
+    let norm = |p: &Path| std::fs::canonicalize(p).or_else(|_| std::path::absolute(p)).ok();
+    let dir = norm(keeper_core::paths::parent_dir(creds))?;
+    (norm(&keeper_core::paths::claude_config_dir()) != Some(dir.clone())).then_some(dir)
+}
+
+/// `docker inspect` of the container, within the poke's time limit (at most 30 s).
+fn inspect(s: &Settings, name: &str) -> Result<command::ContainerInfo, NotRunnable> {
+    let inv = command::inspect(&s.docker, name);
+    let limit = s.timeout.min(Duration::from_secs(30));
+    let f = process::run(&inv, limit).map_err(|e| NotRunnable(format!("{}: {e}", s.docker.display())))?;
+    match f.ended {
+        Ended::Exited(0) => command::parse_inspect(&String::from_utf8_lossy(&f.stdout)).map_err(NotRunnable),
+        Ended::TimedOut => {
+            Err(NotRunnable(format!("docker inspect {name} did not answer within {}s", limit.as_secs())))
+        }
+        ended => {
+            let stderr = redact::redact(&String::from_utf8_lossy(&f.stderr));
+            let why = stderr.lines().find(|l| !l.trim().is_empty()).unwrap_or("no message").to_owned();
+            Err(NotRunnable(format!("docker inspect {name} {}: {why}", describe(ended))))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(flags: &[&str]) -> Result<Settings, String> {
+        let mut argv = vec!["cli-poke", "--config", "/dev/null"];
+        argv.extend_from_slice(flags);
+        Settings::from_cli(Options::try_parse_from(argv).map_err(|e| e.to_string())?)
+    }
+
+    #[test]
+    fn container_mode_needs_creds_and_uses_claude_inside() {
+        assert!(settings(&["--container", "c"]).unwrap_err().contains("need --creds"));
+        let s = settings(&["--container", "c", "--creds", "/x/.credentials.json"]).unwrap();
+        assert!(matches!(&s.target, Target::Container { name, cli } if name == "c" && cli == "claude"));
+        assert_eq!(s.cli_args, ["-p", "say ok"]);
+        let s =
+            settings(&["--container", "c", "--cli", "/opt/claude", "--creds", "/x/c.json", "--prompt", "hi"]).unwrap();
+        assert!(matches!(&s.target, Target::Container { cli, .. } if cli == "/opt/claude"));
+        assert_eq!(s.cli_args, ["-p", "hi"]);
+    }
+
+    #[test]
+    fn custom_command_and_arguments_are_split() {
+        let s = settings(&[
+            "--cli-cmd",
+            "docker compose exec -T 'my svc' claude",
+            "--creds",
+            "/c",
+            "--cli-args",
+            "-p 'say hi' --model x",
+        ])
+        .unwrap();
+        assert!(
+            matches!(&s.target, Target::Custom(w) if w == &["docker", "compose", "exec", "-T", "my svc", "claude"])
+        );
+        assert_eq!(s.cli_args, ["-p", "say hi", "--model", "x"]);
+        assert!(settings(&["--cli-cmd", "  ", "--creds", "/c"]).unwrap_err().contains("empty"));
+        assert!(settings(&["--cli-cmd", "'a", "--creds", "/c"]).unwrap_err().contains("unterminated"));
+        assert!(settings(&["--cli-cmd", "x", "--cli", "y"]).is_err(), "--cli conflicts with --cli-cmd");
+    }
+
+    #[test]
+    fn flag_defaults_to_the_openclaw_dir_and_urls_are_checked() {
+        let s = settings(&["--openclaw-dir", "/srv/oc"]).unwrap();
+        assert_eq!(s.reauth.flag, Path::new("/srv/oc/REAUTH_NEEDED"));
+        let s = settings(&["--openclaw-dir", "/srv/oc", "--reauth-flag", "/run/flag"]).unwrap();
+        assert_eq!(s.reauth.flag, Path::new("/run/flag"));
+        assert!(settings(&["--notify-url", "hooks.example/x"]).unwrap_err().contains("http://"));
+        assert_eq!(settings(&[]).unwrap().window_ms, 300_000);
+        assert_eq!(settings(&[]).unwrap().timeout, Duration::from_secs(120));
+    }
+}

@@ -1,0 +1,310 @@
+//! The `claude` stand-in, hermetic commands and fixtures for cli-poke's tests.
+// Each test crate uses a different subset of these helpers.
+#![allow(dead_code, unreachable_pub)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+/// The binary under test.
+pub const BIN: &str = env!("CARGO_BIN_EXE_cli-poke");
+
+/// The stand-in `claude` binary: `$CLAUDE_STAND_IN_BIN` when set, else built (once per test
+/// binary) into this test binary's own target directory and profile.
+pub fn stand_in() -> &'static Path {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        if let Some(p) = std::env::var_os("CLAUDE_STAND_IN_BIN").filter(|p| !p.is_empty()) {
+            return PathBuf::from(p);
+        }
+        // This test binary is <target>/<profile>/deps/<name>.
+        let exe = std::env::current_exe().unwrap();
+        let profile_dir = exe.parent().and_then(Path::parent).expect("test binary in <target>/<profile>/deps");
+        let target_dir = profile_dir.parent().expect("profile dir in the target dir");
+        let profile = profile_dir.file_name().unwrap().to_str().unwrap();
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let mut cmd = Command::new(cargo);
+        cmd.args(["build", "--quiet", "-p", "claude-stand-in", "--bin", "claude", "--target-dir"])
+            .arg(target_dir)
+            .current_dir(env!("CARGO_MANIFEST_DIR"));
+        match profile {
+            "debug" => {}
+            "release" => {
+                cmd.arg("--release");
+            }
+            other => {
+                cmd.args(["--profile", other]);
+            }
+        }
+        let status = cmd.status().expect("cargo runs");
+        assert!(status.success(), "building the claude stand-in failed");
+        let bin = profile_dir.join("claude");
+        assert!(bin.is_file(), "{} was not built", bin.display());
+        bin
+    })
+}
+
+pub const SECOND: i64 = 1000;
+pub const MINUTE: i64 = 60 * SECOND;
+pub const HOUR: i64 = 60 * MINUTE;
+
+pub fn now_ms() -> i64 {
+    keeper_core::clock::system_now_ms()
+}
+
+/// A fresh fake access token of the real shape (108 characters).
+pub fn access_token() -> String {
+    claude_stand_in::tokens::access_token()
+}
+
+/// A fresh fake refresh token of the real shape.
+pub fn refresh_token() -> String {
+    claude_stand_in::tokens::refresh_token()
+}
+
+/// What one run printed.
+#[derive(Debug)]
+pub struct Out {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Out {
+    pub fn all(&self) -> String {
+        format!("{}{}", self.stdout, self.stderr)
+    }
+}
+
+/// A home directory with `.claude/` and `.openclaw/`, and a hermetic way to run cli-poke on it.
+pub struct Fixture {
+    pub dir: tempfile::TempDir,
+    pub home: PathBuf,
+    pub claude_dir: PathBuf,
+    pub creds: PathBuf,
+    pub openclaw: PathBuf,
+    pub flag: PathBuf,
+    pub call_log: PathBuf,
+    pub server: PathBuf,
+    /// Every token this fixture ever saw in the credentials file: none may appear in any output.
+    seen_tokens: std::cell::RefCell<Vec<String>>,
+}
+
+impl Fixture {
+    pub fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let home = dir.path().join("home");
+        let claude_dir = home.join(".claude");
+        let openclaw = home.join(".openclaw");
+        std::fs::create_dir_all(&claude_dir).unwrap();
+        std::fs::create_dir_all(&openclaw).unwrap();
+        Self {
+            creds: claude_dir.join(".credentials.json"),
+            flag: openclaw.join("REAUTH_NEEDED"),
+            call_log: dir.path().join("calls.jsonl"),
+            server: dir.path().join("server.json"),
+            home,
+            claude_dir,
+            openclaw,
+            dir,
+            seen_tokens: std::cell::RefCell::default(),
+        }
+    }
+
+    /// Writes a 2.1.197-style credentials file (with fields and keys cli-poke must keep) expiring
+    /// at `expires_ms`; returns (access, refresh).
+    pub fn write_creds(&self, expires_ms: i64) -> (String, String) {
+        self.write_creds_at(&self.creds, expires_ms)
+    }
+
+    pub fn write_creds_at(&self, path: &Path, expires_ms: i64) -> (String, String) {
+        let (access, refresh) = (access_token(), refresh_token());
+        let doc = serde_json::json!({
+            "claudeAiOauth": {
+                "accessToken": access,
+                "refreshToken": refresh,
+                "expiresAt": expires_ms,
+                "scopes": ["user:inference", "user:profile"],
+                "subscriptionType": "max",
+                "rateLimitTier": "default_claude_max_20x",
+                "futureField": {"kept": true}
+            },
+            "mcpOAuth": {"srv|1": {"accessToken": "mcp-opaque"}},
+            "trustedDeviceToken": "opaque-device"
+        });
+        std::fs::write(path, doc.to_string()).unwrap();
+        std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+        self.seen_tokens.borrow_mut().extend([access.clone(), refresh.clone()]);
+        (access, refresh)
+    }
+
+    /// The credentials file as JSON.
+    pub fn creds_json(&self) -> serde_json::Value {
+        serde_json::from_slice(&std::fs::read(&self.creds).unwrap()).unwrap()
+    }
+
+    /// (access, refresh, expiresAt) in the credentials file.
+    pub fn current(&self) -> (String, String, i64) {
+        let v = self.creds_json();
+        let o = &v["claudeAiOauth"];
+        let current = (
+            o["accessToken"].as_str().unwrap().to_owned(),
+            o["refreshToken"].as_str().unwrap().to_owned(),
+            o["expiresAt"].as_i64().unwrap(),
+        );
+        self.remember_tokens();
+        current
+    }
+
+    fn remember_tokens(&self) {
+        let Ok(bytes) = std::fs::read(&self.creds) else { return };
+        let Ok(v) = serde_json::from_slice::<serde_json::Value>(&bytes) else { return };
+        for key in ["accessToken", "refreshToken"] {
+            if let Some(t) = v["claudeAiOauth"][key].as_str().filter(|t| !t.is_empty()) {
+                self.seen_tokens.borrow_mut().push(t.to_owned());
+            }
+        }
+    }
+
+    /// cli-poke with no config file, no inherited KEEPER_/CLAUDE_/ANTHROPIC_ variables, this
+    /// fixture's HOME, the stand-in as the CLI and its call log.
+    pub fn cmd(&self) -> Command {
+        let mut cmd = self.bare_cmd();
+        cmd.arg("--cli").arg(stand_in());
+        cmd
+    }
+
+    /// Like [`Fixture::cmd`] without `--cli`.
+    pub fn bare_cmd(&self) -> Command {
+        let mut cmd = Command::new(BIN);
+        for (k, _) in std::env::vars_os() {
+            let k = k.to_string_lossy();
+            if ["KEEPER_", "CLAUDE_", "ANTHROPIC_"].iter().any(|p| k.starts_with(p)) || k == "JOURNAL_STREAM" {
+                cmd.env_remove(&*k);
+            }
+        }
+        cmd.env("KEEPER_CONFIG", "/dev/null").env("HOME", &self.home).env("CLAUDE_STAND_IN_LOG", &self.call_log);
+        cmd
+    }
+
+    /// Runs a command; checks that no token this fixture has seen appears in its output, and that
+    /// the stand-in never got a token on its command line or in its environment.
+    pub fn run(&self, cmd: &mut Command) -> Out {
+        self.remember_tokens();
+        let out = cmd.output().unwrap();
+        self.remember_tokens();
+        let out = Out {
+            code: out.status.code().expect("exited normally"),
+            stdout: String::from_utf8(out.stdout).unwrap(),
+            stderr: String::from_utf8(out.stderr).unwrap(),
+        };
+        let all = out.all();
+        for t in self.seen_tokens.borrow().iter() {
+            assert!(!all.contains(t.as_str()), "a token leaked into the output:\n{all}");
+        }
+        assert!(!token_shaped(&all), "something token-shaped is in the output:\n{all}");
+        for call in self.calls() {
+            assert_eq!(call["token_env"], serde_json::json!([]), "{call}");
+            assert_eq!(call["token_shaped_env"], serde_json::json!([]), "{call}");
+            assert_eq!(call["token_shaped_args"], serde_json::json!(false), "{call}");
+        }
+        out
+    }
+
+    /// The stand-in's call log, one JSON object per invocation.
+    pub fn calls(&self) -> Vec<serde_json::Value> {
+        std::fs::read_to_string(&self.call_log)
+            .map(|t| t.lines().map(|l| serde_json::from_str(l).unwrap()).collect())
+            .unwrap_or_default()
+    }
+
+    /// The simulated token endpoint's state.
+    pub fn server_state(&self) -> claude_stand_in::server::State {
+        claude_stand_in::server::State::load(&self.server).unwrap()
+    }
+}
+
+/// Whether `text` holds `sk-ant-<3 lowercase><2 digits>-` followed by 20 or more token characters.
+pub fn token_shaped(text: &str) -> bool {
+    text.match_indices("sk-ant-").any(|(i, _)| {
+        let b = &text.as_bytes()[i + 7..];
+        b.len() >= 26
+            && b[..3].iter().all(u8::is_ascii_lowercase)
+            && b[3..5].iter().all(u8::is_ascii_digit)
+            && b[5] == b'-'
+            && b[6..26].iter().all(|c| c.is_ascii_alphanumeric() || *c == b'_' || *c == b'-')
+    })
+}
+
+/// Whether a process is gone (or a zombie), allowing up to 5 s for one just sent SIGKILL.
+pub fn gone(pid: &str) -> bool {
+    let dead = || match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => true,
+        Ok(stat) => stat.rsplit_once(')').is_some_and(|(_, rest)| rest.trim_start().starts_with(['Z', 'X'])),
+    };
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while !dead() {
+        if std::time::Instant::now() > end {
+            return false;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    true
+}
+
+/// A webhook stand-in on 127.0.0.1: answers each POST with `status` and records the bodies.
+pub struct Webhook {
+    pub url: String,
+    pub bodies: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    pub status: std::sync::Arc<std::sync::Mutex<&'static str>>,
+}
+
+impl Webhook {
+    pub fn start() -> Self {
+        use std::io::{Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/hooks/keeper", listener.local_addr().unwrap());
+        let bodies = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let status = std::sync::Arc::new(std::sync::Mutex::new("200 OK"));
+        let (b, s) = (bodies.clone(), status.clone());
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(mut conn) = conn else { continue };
+                let mut req = Vec::new();
+                let mut buf = [0u8; 4096];
+                let body = loop {
+                    let Ok(n) = conn.read(&mut buf) else { break None };
+                    if n == 0 {
+                        break None;
+                    }
+                    req.extend_from_slice(&buf[..n]);
+                    let text = String::from_utf8_lossy(&req).into_owned();
+                    if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                        let len: usize = head
+                            .lines()
+                            .find_map(|l| {
+                                l.to_ascii_lowercase()
+                                    .strip_prefix("content-length:")
+                                    .map(|v| v.trim().parse().unwrap())
+                            })
+                            .unwrap_or(0);
+                        if body.len() >= len {
+                            break Some(body.to_owned());
+                        }
+                    }
+                };
+                if let Some(body) = body {
+                    b.lock().unwrap().push(body);
+                }
+                let reply =
+                    format!("HTTP/1.1 {}\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok", s.lock().unwrap());
+                let _ = conn.write_all(reply.as_bytes());
+            }
+        });
+        Self { url, bodies, status }
+    }
+
+    pub fn received(&self) -> Vec<String> {
+        self.bodies.lock().unwrap().clone()
+    }
+}

@@ -1,0 +1,181 @@
+//! REAUTH: the flag file created once per episode, the webhook told once, both cleared after
+//! recovery.
+
+mod common;
+
+use common::{Fixture, HOUR, MINUTE, Webhook, now_ms, token_shaped};
+use credmap::Secret;
+
+/// The flag's `key=value` lines.
+fn flag_field(f: &Fixture, key: &str) -> Option<String> {
+    let text = std::fs::read_to_string(&f.flag).ok()?;
+    text.lines().find_map(|l| l.strip_prefix(&format!("{key}=")).map(str::to_owned))
+}
+
+fn dead(cmd: &mut std::process::Command) -> &mut std::process::Command {
+    cmd.env("CLAUDE_STAND_IN_DEAD", "1")
+}
+
+#[test]
+fn flag_created_once_notified_once_and_cleared_after_recovery() {
+    let f = Fixture::new();
+    let hook = Webhook::start();
+    let (_, r0) = f.write_creds(now_ms() + 2 * MINUTE);
+
+    let out = f.run(dead(&mut f.cmd()).args(["--notify-url", &hook.url]));
+    assert_eq!(out.code, 3, "{}", out.all());
+    assert!(out.stderr.contains("error: REAUTH needed:"), "{}", out.stderr);
+    let since = flag_field(&f, "since").expect("the flag exists");
+    assert!(flag_field(&f, "reason").unwrap().contains("logged-out stub"));
+    assert_eq!(flag_field(&f, "refresh_token"), Some(Secret::new(&r0).to_string()));
+    assert_eq!(flag_field(&f, "credentials"), Some(f.creds.display().to_string()));
+    assert_eq!(flag_field(&f, "notified").as_deref(), Some("yes"));
+    let bodies = hook.received();
+    assert_eq!(bodies.len(), 1);
+    let body: serde_json::Value = serde_json::from_str(&bodies[0]).unwrap();
+    let text = body["text"].as_str().unwrap();
+    assert!(text.contains("claude auth login") && text.contains(&f.creds.display().to_string()), "{text}");
+    assert!(!token_shaped(text) && !text.contains(&r0), "{text}");
+    assert_eq!(body.as_object().unwrap().len(), 1, "Mattermost/Slack-compatible: just text");
+
+    // The same episode: the stub is on disk now; every run says so, nobody is told twice.
+    for _ in 0..3 {
+        let out = f.run(dead(&mut f.cmd()).args(["--notify-url", &hook.url]));
+        assert_eq!(out.code, 3, "{}", out.all());
+    }
+    assert_eq!(hook.received().len(), 1);
+    assert_eq!(flag_field(&f, "since"), Some(since));
+    assert_eq!(f.calls().len(), 1, "the CLI is not run against the stub");
+
+    // A human logged in again; the next refresh ends the episode.
+    f.write_creds(now_ms() + 2 * MINUTE);
+    let out = f.run(f.cmd().args(["--notify-url", &hook.url]));
+    assert_eq!(out.code, 0, "{}", out.all());
+    assert!(!f.flag.exists());
+    assert!(out.stderr.contains("REAUTH resolved: the token refreshed again"), "{}", out.stderr);
+
+    // A new episode is a new notification.
+    f.write_creds(now_ms() + 2 * MINUTE);
+    assert_eq!(f.run(dead(&mut f.cmd()).args(["--notify-url", &hook.url])).code, 3);
+    assert_eq!(hook.received().len(), 2);
+}
+
+#[test]
+fn a_failed_notification_is_retried_until_delivered() {
+    let f = Fixture::new();
+    let hook = Webhook::start();
+    *hook.status.lock().unwrap() = "500 Internal Server Error";
+    f.write_creds(now_ms() + 2 * MINUTE);
+    let out = f.run(dead(&mut f.cmd()).args(["--notify-url", &hook.url]));
+    assert_eq!(out.code, 3);
+    assert!(out.stderr.contains("REAUTH notification failed") && out.stderr.contains("HTTP 500"), "{}", out.stderr);
+    assert!(!out.stderr.contains("/hooks/keeper"), "the webhook URL is a secret: {}", out.stderr);
+    assert_eq!(flag_field(&f, "notified").as_deref(), Some("failed"));
+    f.run(f.cmd().args(["--notify-url", &hook.url]));
+    assert_eq!(hook.received().len(), 2, "retried");
+    *hook.status.lock().unwrap() = "200 OK";
+    f.run(f.cmd().args(["--notify-url", &hook.url]));
+    assert_eq!(flag_field(&f, "notified").as_deref(), Some("yes"));
+    f.run(f.cmd().args(["--notify-url", &hook.url]));
+    assert_eq!(hook.received().len(), 3, "delivered once, then quiet");
+}
+
+#[test]
+fn a_flag_without_a_webhook_is_notified_once_one_is_configured() {
+    let f = Fixture::new();
+    f.write_creds(now_ms() + 2 * MINUTE);
+    assert_eq!(f.run(dead(&mut f.cmd())).code, 3);
+    assert_eq!(flag_field(&f, "notified").as_deref(), Some("no"));
+    let hook = Webhook::start();
+    f.run(f.cmd().args(["--notify-url", &hook.url]));
+    f.run(f.cmd().args(["--notify-url", &hook.url]));
+    assert_eq!(hook.received().len(), 1);
+}
+
+#[test]
+fn reauth_from_the_401_message_of_cli_2_1_112_leaves_the_file_alone() {
+    let f = Fixture::new();
+    let hook = Webhook::start();
+    f.write_creds(now_ms() - 10 * MINUTE);
+    let before = std::fs::read(&f.creds).unwrap();
+    let keep = |f: &Fixture| {
+        let mut cmd = f.cmd();
+        cmd.args(["--notify-url", &hook.url])
+            .env("CLAUDE_STAND_IN_DEAD", "1")
+            .env("CLAUDE_STAND_IN_ON_FAILURE", "keep");
+        cmd
+    };
+    let out = f.run(&mut keep(&f));
+    assert_eq!(out.code, 3, "{}", out.all());
+    assert!(flag_field(&f, "reason").unwrap().contains("OAuth token has expired"));
+    assert_eq!(std::fs::read(&f.creds).unwrap(), before);
+    // the file still looks refreshable, so the next run pokes again: same episode, one message
+    assert_eq!(f.run(&mut keep(&f)).code, 3);
+    assert_eq!(f.calls().len(), 2);
+    assert_eq!(hook.received().len(), 1);
+}
+
+#[test]
+fn the_stub_alone_is_enough_without_any_message() {
+    let f = Fixture::new();
+    f.write_creds(now_ms() + MINUTE);
+    let out = f.run(dead(&mut f.cmd()).env("CLAUDE_STAND_IN_QUIET_FAILURE", "1"));
+    assert_eq!(out.code, 3, "{}", out.all());
+    assert!(!out.stderr.contains("claude stdout"), "{}", out.stderr);
+    assert!(flag_field(&f, "reason").unwrap().contains("logged-out stub"));
+}
+
+#[test]
+fn a_new_login_ends_the_episode_before_the_next_refresh() {
+    let f = Fixture::new();
+    f.write_creds(now_ms() + MINUTE);
+    assert_eq!(f.run(dead(&mut f.cmd())).code, 3);
+    assert!(f.flag.exists());
+    // `claude auth login` wrote a fresh 8-hour credential: not due, and the flag goes.
+    f.write_creds(now_ms() + 8 * HOUR);
+    let out = f.run(&mut f.cmd());
+    assert_eq!(out.code, 1, "{}", out.all());
+    assert!(!f.flag.exists(), "{}", out.stderr);
+    assert!(out.stderr.contains("the credentials were replaced"), "{}", out.stderr);
+}
+
+#[test]
+fn a_known_dead_refresh_token_keeps_its_flag_while_not_due() {
+    // --force on a dead token whose access token is still valid: REAUTH, expiry put back, and the
+    // later "not due" runs keep the flag, since the refresh token on disk is the dead one.
+    let f = Fixture::new();
+    f.write_creds(now_ms() + 5 * HOUR);
+    let keep = |f: &Fixture| {
+        let mut cmd = f.cmd();
+        cmd.env("CLAUDE_STAND_IN_DEAD", "1").env("CLAUDE_STAND_IN_ON_FAILURE", "keep");
+        cmd
+    };
+    let out = f.run(keep(&f).arg("--force"));
+    assert_eq!(out.code, 3, "{}", out.all());
+    assert!(out.stderr.contains("put the original expiry"), "{}", out.stderr);
+    let out = f.run(&mut keep(&f));
+    assert_eq!(out.code, 1);
+    assert!(f.flag.exists());
+    assert!(out.stderr.contains("is still present"), "{}", out.stderr);
+}
+
+#[test]
+fn help_never_shows_the_webhook_url() {
+    let f = Fixture::new();
+    let out = f.run(f.bare_cmd().arg("--help").env("KEEPER_NOTIFY_URL", "https://chat.example/hooks/SECRET123"));
+    assert_eq!(out.code, 0);
+    assert!(out.stdout.contains("KEEPER_NOTIFY_URL") && !out.stdout.contains("SECRET123"), "{}", out.stdout);
+}
+
+#[test]
+fn the_flag_goes_where_it_is_told() {
+    let f = Fixture::new();
+    f.write_creds(now_ms() + MINUTE);
+    let elsewhere = f.dir.path().join("oc");
+    std::fs::create_dir(&elsewhere).unwrap();
+    assert_eq!(f.run(dead(&mut f.cmd()).env("KEEPER_OPENCLAW_DIR", &elsewhere)).code, 3);
+    assert!(elsewhere.join("REAUTH_NEEDED").exists() && !f.flag.exists());
+    let custom = f.dir.path().join("flag");
+    assert_eq!(f.run(f.cmd().arg("--reauth-flag").arg(&custom)).code, 3);
+    assert!(custom.exists());
+}
