@@ -435,7 +435,7 @@ fn judge(s: &Settings, inv: &Invocation, baseline: &Credential, forced: Option<&
     match after {
         Ok((_, Creds::Credential(c))) if refreshed => {
             if f.ended != Ended::Exited(0) {
-                warn(format_args!("the CLI {} after refreshing the token", describe(f.ended)));
+                warn(format_args!("the CLI {} after refreshing the token", f.describe()));
             }
             let now_after = keeper_core::clock::now_ms();
             info(format_args!(
@@ -486,24 +486,15 @@ fn judge(s: &Settings, inv: &Invocation, baseline: &Credential, forced: Option<&
             error(format_args!("{inv}: exit {code}: the CLI {why}"));
             EXIT_CLI
         }
-        ended => {
+        _ => {
             warn(format_args!(
                 "the CLI {} but did not refresh the token ({} still expires {})",
-                describe(ended),
+                f.describe(),
                 baseline.access_token,
                 baseline.expires_at
             ));
             EXIT_NOT_REFRESHED
         }
-    }
-}
-
-fn describe(ended: Ended) -> String {
-    match ended {
-        Ended::Exited(0) => "exited successfully".to_owned(),
-        Ended::Exited(code) => format!("exited with status {code}"),
-        Ended::Signalled(sig) => format!("was killed by signal {sig}"),
-        Ended::TimedOut => "timed out".to_owned(),
     }
 }
 
@@ -620,10 +611,10 @@ fn inspect(s: &Settings, name: &str) -> Result<command::ContainerInfo, NotRunnab
         Ended::TimedOut => {
             Err(NotRunnable(format!("docker inspect {name} did not answer within {}s", limit.as_secs())))
         }
-        ended => {
+        _ => {
             let stderr = redact::redact(&String::from_utf8_lossy(&f.stderr));
             let why = stderr.lines().find(|l| !l.trim().is_empty()).unwrap_or("no message").to_owned();
-            Err(NotRunnable(format!("docker inspect {name} {}: {why}", describe(ended))))
+            Err(NotRunnable(format!("docker inspect {name} {}: {why}", f.describe())))
         }
     }
 }

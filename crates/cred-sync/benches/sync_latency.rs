@@ -37,7 +37,7 @@ fn main() {
         Command::new(std::env::current_exe().unwrap()).env("SYNC_LATENCY_FLOOR", "1").args(b.args()).spawn().unwrap()
     });
     let ours = measure("cred-sync", writes, |b| {
-        let child = Command::new(env!("CARGO_BIN_EXE_cred-sync"))
+        Command::new(env!("CARGO_BIN_EXE_cred-sync"))
             .env_clear()
             .env("KEEPER_CONFIG", "/dev/null")
             .env("KEEPER_STATE_DIR", b.dir.join("state"))
@@ -50,8 +50,7 @@ fn main() {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .unwrap();
-        child
+            .unwrap()
     });
     // Idle RSS of a fresh watcher after its first sync.
     let rss_kib = {
@@ -109,8 +108,8 @@ fn main() {
         let speedup = seed.p50 / ours.p50;
         println!("seed p50 / cred-sync p50 = {speedup:.1}x (target >= 20x): {}", verdict(speedup >= 20.0));
     }
-    let rss_mib = rss_kib as f64 / 1024.0;
-    println!("cred-sync --watch idle RSS = {rss_mib:.2} MiB (target <= 4 MiB): {}", verdict(rss_mib <= 4.0));
+    let idle_mib = rss_kib as f64 / 1024.0;
+    println!("cred-sync --watch idle RSS = {idle_mib:.2} MiB (target <= 4 MiB): {}", verdict(idle_mib <= 4.0));
 }
 
 fn verdict(ok: bool) -> &'static str {
@@ -240,7 +239,10 @@ fn measure(name: &str, writes: usize, start: impl FnOnce(&Bench) -> Child) -> St
 }
 
 fn nix_kill_group(pid: u32) -> nix::Result<()> {
-    nix::sys::signal::killpg(nix::unistd::Pid::from_raw(pid as i32), nix::sys::signal::Signal::SIGTERM)
+    nix::sys::signal::killpg(
+        nix::unistd::Pid::from_raw(i32::try_from(pid).unwrap_or(i32::MAX)),
+        nix::sys::signal::Signal::SIGTERM,
+    )
 }
 
 /// The floor: receive the inotify event, read the token, write three files atomically and

@@ -186,7 +186,7 @@ fn models_status(paste: &PasteSettings, agent: Option<&str>) -> Result<Option<Li
         cmd.args(["--agent", agent]);
     }
     let shown = PasteSettings::shown(&cmd);
-    let done = process::run(cmd, b"", paste.timeout).map_err(|e| format!("cannot run `{shown}`: {e}"))?;
+    let done = process::run(cmd, None, paste.timeout).map_err(|e| format!("cannot run `{shown}`: {e}"))?;
     // `models status` exits 1 for an expired or missing credential and still prints its JSON.
     let parsed: Option<Value> = serde_json::from_slice(&done.stdout).ok();
     match parsed {

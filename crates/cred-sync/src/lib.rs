@@ -414,7 +414,7 @@ impl Runner {
         input.push('\n');
         let mut command = Command::new("/bin/sh");
         command.args(["-c", cmd]);
-        match keeper_core::process::run(command, input.as_bytes(), self.exec_timeout) {
+        match keeper_core::process::run(command, Some(input.as_bytes()), self.exec_timeout) {
             Err(e) => log(Level::Error, PROGRAM, format_args!("--exec-on-change: cannot run /bin/sh: {e}")),
             Ok(done) => {
                 for line in

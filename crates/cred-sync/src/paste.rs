@@ -160,7 +160,7 @@ pub(crate) fn sync(
     }
     let mut input = cred.access_token.expose().as_bytes().to_vec();
     input.push(b'\n');
-    let finished = match process::run(cmd, &input, paste.timeout) {
+    let finished = match process::run(cmd, Some(&input), paste.timeout) {
         Ok(f) => f,
         Err(e) => {
             let hint = if e.kind() == std::io::ErrorKind::NotFound { " (set --openclaw-cmd)" } else { "" };
@@ -168,9 +168,9 @@ pub(crate) fn sync(
         }
     };
     if !finished.success() {
-        let what = match finished.status {
-            None => format!("timed out after {}", humantime::format_duration(paste.timeout)),
-            Some(_) => finished.describe(),
+        let what = match finished.ended {
+            process::Ended::TimedOut => format!("timed out after {}", humantime::format_duration(paste.timeout)),
+            _ => finished.describe(),
         };
         let output = last_lines(&finished.stderr, &finished.stdout);
         return report(Outcome::Failed(format!("{name}: `{shown}` {what}{output}")), Wrote::Nothing);
