@@ -52,7 +52,7 @@ Exit status:
   0   recreated, and every new container runs (healthy, when it has a healthcheck) with the
       .env's token; --dry-run: the plan was printed; --stdin: input ended and the last batch
       succeeded or found nothing to do
-  1   nothing to do (--if-stale): every running container already has the .env's token
+  1   nothing to do (--if-stale): every service already runs a container with the .env's token
   2   docker or compose is missing or failed: the failing step, its exit status and its output
       (tokens redacted) are shown
   3   a new container did not run (or become healthy) within --timeout, or stopped
@@ -67,10 +67,10 @@ With --stdin, failures are logged and the loop goes on; the exit status is the l
   {\"target\": \"/srv/openclaw/.env\", \"kind\": \"dotenv\", \"fingerprint\": \"sk-ant-oat01-…(3f2a9c1e)\"}
 (unknown fields are fine). Every object line is a trigger; a line that is not a JSON object is
 logged as a warning and ignored. A burst becomes one batch once no line came for
---quiet-period, and recreations start at least --min-interval apart. A batch recreates only
-when a running container lacks the .env's token (as --if-stale); one that fails with status 2
-or 3 is tried again after --min-interval, up to --retries times. At the end of input the
-pending batch runs, then the program exits.
+--quiet-period, and recreations start at least --min-interval apart. Like --if-stale, a batch
+does nothing when every service already runs a container with the .env's token; one that fails
+with status 2 or 3 is tried again after --min-interval, up to --retries times. At the end of
+input the pending batch runs, then the program exits.
 
 The variable (--key) is removed from the environment of docker and compose, so the .env is the
 only source of the token; tokens never appear in arguments or output: only fingerprints
@@ -128,7 +128,7 @@ struct Cli {
     #[arg(long, value_name = "SECONDS", env = "KEEPER_RECREATE_STOP_TIMEOUT", help_heading = "Recreation")]
     stop_timeout: Option<u32>,
 
-    /// Recreate only when a running container lacks the .env's token; else exit 1
+    /// Do nothing (exit 1) when every service already runs a container with the .env's token
     #[arg(long, env = "KEEPER_RECREATE_IF_STALE", help_heading = "Recreation")]
     if_stale: bool,
 
@@ -325,7 +325,19 @@ fn batch(job: &Job) -> Result<u8, Failure> {
         ),
     );
     let started = Instant::now();
-    let verified = recreate::recreate(&runner, &job.plan, &expected)?;
+    let verified = recreate::recreate(&runner, &job.plan, &expected).map_err(|failure| {
+        // cred-sync may have written a newer token meanwhile: say so rather than blame the compose file.
+        match recreate::expected_token(&job.env_file, &job.plan.key) {
+            Ok(now) if failure.code == EXIT_MISMATCH && now != expected => Failure::new(
+                EXIT_MISMATCH,
+                format!(
+                    "the .env changed during the recreation (from {expected} to {now}): the new container \
+                     may hold either; run again"
+                ),
+            ),
+            _ => failure,
+        }
+    })?;
     let elapsed = started.elapsed();
     for v in &verified {
         emit(job.json, &verified_line(job, v, &expected, elapsed));

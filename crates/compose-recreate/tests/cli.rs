@@ -4,6 +4,7 @@
 mod common;
 
 use common::{KEY, assert_no_token, fingerprint, run, token, tool};
+use std::fmt::Write as _;
 use std::io::Write as _;
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -146,9 +147,10 @@ fn stdin_coalesces_fifty_change_lines_into_one_batch() {
     let mut lines = String::new();
     for i in 0..50 {
         let fp = fingerprint(&token());
-        lines.push_str(&format!(
-            "{{\"target\":\"/srv/oc/target-{i}\",\"kind\":\"dotenv\",\"fingerprint\":\"sk-ant-oat01-…({fp})\",\"expires_at_ms\":1,\"extra\":{{}}}}\n"
-        ));
+        let _ = writeln!(
+            lines,
+            "{{\"target\":\"/srv/oc/target-{i}\",\"kind\":\"dotenv\",\"fingerprint\":\"sk-ant-oat01-…({fp})\",\"expires_at_ms\":1,\"extra\":{{}}}}"
+        );
         if i == 25 {
             lines.push_str("this is not JSON\n\n");
         }

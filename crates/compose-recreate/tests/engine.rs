@@ -1,5 +1,5 @@
 //! Against a real Docker engine (private, started by the tests) and every Compose installed.
-//! Without an engine these tests skip loudly; with KEEPER_REQUIRE_DOCKER=1 (CI) they fail.
+//! Without an engine these tests skip loudly; with `KEEPER_REQUIRE_DOCKER=1` (CI) they fail.
 
 mod common;
 

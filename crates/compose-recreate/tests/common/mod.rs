@@ -187,9 +187,18 @@ impl Project {
         cmd
     }
 
-    /// The running container of a service.
+    /// The running container of a service (found by Compose's labels: `docker ps` is much faster
+    /// than `docker-compose ps`).
     pub fn container_id(&self, service: &str) -> String {
-        let ids = self.compose_ok(&["ps", "-q", service]);
+        let ids = self.engine.docker_ok(&[
+            "ps",
+            "-q",
+            "--no-trunc",
+            "--filter",
+            &format!("label=com.docker.compose.project={}", self.name),
+            "--filter",
+            &format!("label=com.docker.compose.service={service}"),
+        ]);
         let ids: Vec<&str> = ids.split_whitespace().collect();
         assert_eq!(ids.len(), 1, "{}: one container of {service}", self.compose.label());
         ids[0].to_owned()
