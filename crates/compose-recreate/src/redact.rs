@@ -2,7 +2,6 @@
 //! before it is shown.
 
 use credmap::Secret;
-use credmap::bare::is_token_char;
 
 /// Replaces known secret values, and anything shaped like an Anthropic token
 /// (`sk-ant-<3 letters><2 digits>-<token characters>`), with the token's fingerprint display
@@ -28,36 +27,8 @@ impl Redactor {
                 text = text.replace(secret.expose(), &secret.to_string());
             }
         }
-        redact_token_shapes(&text)
+        credmap::redact(&text)
     }
-}
-
-/// Replaces every `sk-ant-xxxNN-<body>` with its fingerprint display.
-fn redact_token_shapes(text: &str) -> String {
-    const PREFIX: &str = "sk-ant-";
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(at) = rest.find(PREFIX) {
-        out.push_str(&rest[..at]);
-        let candidate = &rest[at..];
-        let b = candidate.as_bytes();
-        let shaped = b.len() > 13
-            && b[7..10].iter().all(u8::is_ascii_lowercase)
-            && b[10..12].iter().all(u8::is_ascii_digit)
-            && b[12] == b'-';
-        let body_len =
-            if shaped { candidate[13..].find(|c| !is_token_char(c)).unwrap_or(candidate.len() - 13) } else { 0 };
-        if body_len == 0 {
-            out.push_str(PREFIX);
-            rest = &candidate[PREFIX.len()..];
-        } else {
-            let token = &candidate[..13 + body_len];
-            out.push_str(&Secret::new(token).to_string());
-            rest = &candidate[token.len()..];
-        }
-    }
-    out.push_str(rest);
-    out
 }
 
 #[cfg(test)]
