@@ -190,12 +190,18 @@ fn models_status(paste: &PasteSettings, agent: Option<&str>) -> Result<Option<Li
     // `models status` exits 1 for an expired or missing credential and still prints its JSON.
     let parsed: Option<Value> = serde_json::from_slice(&done.stdout).ok();
     match parsed {
+        // E.g. AUTH_PROFILE_MIGRATION_REQUIRED when a retired JSON file sits beside the store.
+        Some(v) if v.get("ok") == Some(&Value::Bool(false)) => {
+            let message = v.pointer("/error/message").and_then(Value::as_str).unwrap_or("no message");
+            Err(format!("`{shown}` failed: {}", credmap::redact(message)))
+        }
         Some(v) => Ok(find_profile(&v, &paste.profile_id)),
         None => Err(format!("`{shown}` {} without JSON output", done.describe())),
     }
 }
 
-/// Finds the profile in `auth.oauth.profiles[]` (by `profileId` or `id`).
+/// Finds the profile in `auth.oauth.profiles[]` (by `profileId`; `expiresAt` in ms, absent once
+/// expired — as OpenClaw 2026.6.1 and 2026.9.6 print it).
 pub(crate) fn find_profile(status: &Value, profile_id: &str) -> Option<Listed> {
     let profiles = status.pointer("/auth/oauth/profiles")?.as_array()?;
     let p = profiles
@@ -210,4 +216,25 @@ pub(crate) fn find_profile(status: &Value, profile_id: &str) -> Option<Listed> {
         _ => None,
     };
     Some(Listed { status: p.get("status").and_then(Value::as_str).map(str::to_owned), expires_at })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The shape `openclaw models status --json` printed in 2026.9.6 after a paste.
+    #[test]
+    fn the_pasted_profile_is_found_in_models_status() {
+        let status = serde_json::json!({"auth": {"oauth": {"warnAfterMs": 86_400_000, "profiles": [
+            {"profileId": "anthropic:other", "status": "ok", "expiresAt": 1_795_000_000_000_i64},
+            {"profileId": "anthropic:claude-code", "provider": "anthropic", "type": "token", "status": "expiring",
+             "expiresAt": 1_795_325_516_540_i64, "remainingMs": 28_789_982, "source": "store"}]}}});
+        let listed = find_profile(&status, "anthropic:claude-code").unwrap();
+        assert_eq!(listed.status.as_deref(), Some("expiring"));
+        assert_eq!(listed.expires_at.map(ExpiresAt::as_millis), Some(1_795_325_516_540));
+        assert_eq!(find_profile(&status, "anthropic:default"), None);
+        let expired = serde_json::json!({"auth": {"oauth": {"profiles": [
+            {"profileId": "anthropic:claude-code", "status": "expired", "reasonCode": "expired"}]}}});
+        assert_eq!(find_profile(&expired, "anthropic:claude-code").unwrap().expires_at, None);
+    }
 }

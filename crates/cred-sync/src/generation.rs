@@ -30,9 +30,13 @@ impl std::fmt::Display for Version {
 
 /// Why a path is taken to sit in a SQLite-era OpenClaw, or `None` for the JSON era.
 ///
-/// Evidence, in order: `openclaw-agent.sqlite` beside the file; `state/openclaw.sqlite` under
-/// any directory above it (the OpenClaw directory, wherever it is mounted); an installed
-/// OpenClaw at or after [`FIRST_SQLITE_RELEASE`].
+/// Evidence, in order: `openclaw-agent.sqlite` beside the file; an `openclaw.json` in any
+/// directory above it (the OpenClaw directory, wherever it is mounted) last written by a SQLite-era
+/// release (`meta.lastTouchedVersion`, or the `meta.migrations` only those releases write); an
+/// installed OpenClaw at or after [`FIRST_SQLITE_RELEASE`].
+///
+/// `state/openclaw.sqlite` alone is no evidence: 2026.6.1, which still reads `auth-profiles.json`,
+/// creates it too (even from its npm postinstall).
 pub(crate) fn sqlite_evidence(target: &Path, installed: Option<Version>) -> Option<String> {
     let dir = keeper_core::paths::parent_dir(target);
     let beside = dir.join("openclaw-agent.sqlite");
@@ -40,14 +44,27 @@ pub(crate) fn sqlite_evidence(target: &Path, installed: Option<Version>) -> Opti
         return Some(format!("{} exists", beside.display()));
     }
     for ancestor in dir.ancestors() {
-        let store = ancestor.join("state").join("openclaw.sqlite");
-        if store.exists() {
-            return Some(format!("{} exists", store.display()));
+        let config = ancestor.join("openclaw.json");
+        if let Some(evidence) = config_evidence(&config) {
+            return Some(evidence);
         }
     }
     installed
         .filter(|v| *v >= FIRST_SQLITE_RELEASE)
         .map(|v| format!("the installed OpenClaw is {v} (credentials in SQLite since {FIRST_SQLITE_RELEASE})"))
+}
+
+/// What an `openclaw.json`'s `meta` says about the release that last wrote it.
+fn config_evidence(config: &Path) -> Option<String> {
+    let bytes = keeper_core::input::read_bounded(&keeper_core::input::Source::File(config.to_path_buf())).ok()?;
+    let json: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+    let meta = json.get("meta")?;
+    let version = meta.get("lastTouchedVersion").and_then(serde_json::Value::as_str).and_then(Version::parse);
+    match version {
+        Some(v) if v >= FIRST_SQLITE_RELEASE => Some(format!("{} was last written by OpenClaw {v}", config.display())),
+        Some(_) => None,
+        None => meta.get("migrations").map(|_| format!("{} has SQLite-era migrations", config.display())),
+    }
 }
 
 /// The version of the `openclaw` program `program` names (a name looked up in `PATH`, or a
@@ -106,23 +123,33 @@ mod tests {
     }
 
     #[test]
-    fn sqlite_files_beside_or_above_mark_the_new_generation() {
+    fn sqlite_files_beside_or_the_config_above_mark_the_new_generation() {
         let root = tempfile::tempdir().unwrap();
         let agent = root.path().join("agents/main/agent");
         std::fs::create_dir_all(&agent).unwrap();
+        std::fs::create_dir_all(root.path().join("state")).unwrap();
         let profiles = agent.join("auth-profiles.json");
         let oauth = root.path().join("credentials/oauth.json");
         assert_eq!(sqlite_evidence(&profiles, None), None);
         assert_eq!(sqlite_evidence(&profiles, Some(Version([2026, 5, 20]))), None);
         assert!(sqlite_evidence(&profiles, Some(Version([2026, 9, 6]))).unwrap().contains("2026.9.6"));
 
+        // Regression: 2026.6.1 creates state/openclaw.sqlite too; it is not the new generation.
+        std::fs::write(root.path().join("state/openclaw.sqlite"), b"SQLite format 3\0").unwrap();
+        let config = root.path().join("openclaw.json");
+        std::fs::write(&config, r#"{"meta":{"lastTouchedVersion":"2026.6.1","lastTouchedAt":"2026-06-02T10:00:00Z"}}"#)
+            .unwrap();
+        assert_eq!(sqlite_evidence(&oauth, None), None);
+
+        std::fs::write(&config, r#"{"meta":{"lastTouchedVersion":"2026.9.6","migrations":{}}}"#).unwrap();
+        assert!(sqlite_evidence(&oauth, None).unwrap().contains("last written by OpenClaw 2026.9.6"));
+        std::fs::write(&config, r#"{"meta":{"migrations":{"authProfiles":1}}}"#).unwrap();
+        assert!(sqlite_evidence(&profiles, None).unwrap().contains("SQLite-era migrations"));
+
+        std::fs::remove_file(&config).unwrap();
         std::fs::write(agent.join("openclaw-agent.sqlite"), b"").unwrap();
         assert!(sqlite_evidence(&profiles, None).unwrap().contains("openclaw-agent.sqlite"));
         assert_eq!(sqlite_evidence(&oauth, None), None);
-
-        std::fs::create_dir_all(root.path().join("state")).unwrap();
-        std::fs::write(root.path().join("state/openclaw.sqlite"), b"").unwrap();
-        assert!(sqlite_evidence(&oauth, None).unwrap().contains("state/openclaw.sqlite"));
     }
 
     #[test]

@@ -85,7 +85,8 @@ impl PasteSettings {
         let (program, prefix) =
             self.command.split_first().map_or(("openclaw", &[][..]), |(p, rest)| (p.as_str(), rest));
         let mut cmd = Command::new(program);
-        cmd.args(prefix);
+        // OpenClaw colours its stderr even into a pipe; our logs want plain text.
+        cmd.args(prefix).env("NO_COLOR", "1");
         cmd
     }
 

@@ -323,17 +323,19 @@ fn json_targets_in_a_sqlite_era_openclaw_are_refused() {
     assert!(ran.stderr.contains("openclaw-paste"), "says what to use instead: {}", ran.stderr);
     assert!(!agent.join("auth-profiles.json").exists(), "the retired file is not created");
 
-    // The shared store marks the whole directory, oauth.json included.
+    // A config last written by a SQLite-era release marks the whole directory, oauth.json included;
+    // state/openclaw.sqlite alone does not (2026.6.1 creates it too).
     let oauth = home.path(".openclaw/credentials/oauth.json");
     let spec = format!("openclaw-oauth:{}", oauth.display());
-    assert_eq!(run(home.cred_sync().arg("--to").arg(&spec)).code, Some(0), "no store yet: JSON era");
     std::fs::create_dir_all(home.path(".openclaw/state")).unwrap();
     std::fs::write(home.path(".openclaw/state/openclaw.sqlite"), b"SQLite format 3\0").unwrap();
+    assert_eq!(run(home.cred_sync().arg("--to").arg(&spec)).code, Some(0), "JSON era");
+    std::fs::write(home.path(".openclaw/openclaw.json"), r#"{"meta":{"lastTouchedVersion":"2026.9.6"}}"#).unwrap();
     let before = std::fs::read(&oauth).unwrap();
     home.fresh_source();
     let ran = run(home.cred_sync().arg("--to").arg(&spec));
     assert_eq!(ran.code, Some(6), "{}", ran.stderr);
-    assert!(ran.stderr.contains("state/openclaw.sqlite exists"), "{}", ran.stderr);
+    assert!(ran.stderr.contains("last written by OpenClaw 2026.9.6"), "{}", ran.stderr);
     assert_eq!(std::fs::read(&oauth).unwrap(), before);
     let check = run(home.cred_sync().arg("--check").arg("--to").arg(&spec));
     assert_eq!(check.code, Some(7));
