@@ -1,23 +1,8 @@
 //! Durations and instants for people.
 
 use credmap::ExpiresAt;
-use std::fmt::Write as _;
 
-/// Whole seconds as `1d 7h 59m 12s`, leaving out zero units (`0s` for zero).
-#[must_use]
-pub(crate) fn human(secs: u64) -> String {
-    let (d, h, m, s) = (secs / 86_400, secs % 86_400 / 3600, secs % 3600 / 60, secs % 60);
-    let mut out = String::new();
-    for (n, unit) in [(d, "d"), (h, "h"), (m, "m"), (s, "s")] {
-        if n > 0 {
-            if !out.is_empty() {
-                out.push(' ');
-            }
-            let _ = write!(out, "{n}{unit}");
-        }
-    }
-    if out.is_empty() { "0s".to_owned() } else { out }
-}
+pub(crate) use keeper_core::clock::human;
 
 /// Milliseconds as [`human`] time, rounded down to the second; negative counts as zero.
 #[must_use]

@@ -36,38 +36,12 @@ fn main() {
     let floor = measure("floor", writes, |b| {
         Command::new(std::env::current_exe().unwrap()).env("SYNC_LATENCY_FLOOR", "1").args(b.args()).spawn().unwrap()
     });
-    let ours = measure("cred-sync", writes, |b| {
-        Command::new(env!("CARGO_BIN_EXE_cred-sync"))
-            .env_clear()
-            .env("KEEPER_CONFIG", "/dev/null")
-            .env("KEEPER_STATE_DIR", b.dir.join("state"))
-            .arg("--watch")
-            .arg("--from")
-            .arg(b.source())
-            .arg(format!("--to=dotenv:{}", b.target(".env").display()))
-            .arg(format!("--to=openclaw-oauth:{}", b.target("oauth.json").display()))
-            .arg(format!("--to=openclaw-profiles:{}", b.target("auth-profiles.json").display()))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap()
-    });
-    // Idle RSS of a fresh watcher after its first sync.
+    let ours = measure("cred-sync", writes, |b| cred_sync_watch(b, &TARGET_NAMES));
+    // Idle RSS of a fresh watcher (three targets, as measured) after its first sync.
     let rss_kib = {
         let b = Bench::new();
         b.write_source(&b.token(0), 0);
-        let mut child = Command::new(env!("CARGO_BIN_EXE_cred-sync"))
-            .env_clear()
-            .env("KEEPER_CONFIG", "/dev/null")
-            .env("KEEPER_STATE_DIR", b.dir.join("state"))
-            .arg("--watch")
-            .arg("--from")
-            .arg(b.source())
-            .arg(format!("--to=dotenv:{}", b.target(".env").display()))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
+        let mut child = cred_sync_watch(&b, &TARGET_NAMES);
         std::thread::sleep(Duration::from_secs(1));
         let status = std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap();
         let _ = child.kill();
@@ -110,6 +84,28 @@ fn main() {
     }
     let idle_mib = rss_kib as f64 / 1024.0;
     println!("cred-sync --watch idle RSS = {idle_mib:.2} MiB (target <= 4 MiB): {}", verdict(idle_mib <= 4.0));
+}
+
+/// `cred-sync --watch` (release build) into the named targets, hermetic: no config, no inherited
+/// `KEEPER_*` variables.
+fn cred_sync_watch(b: &Bench, targets: &[&str]) -> Child {
+    let kind = |name: &str| match name {
+        ".env" => "dotenv",
+        "oauth.json" => "openclaw-oauth",
+        _ => "openclaw-profiles",
+    };
+    Command::new(env!("CARGO_BIN_EXE_cred-sync"))
+        .env_clear()
+        .env("KEEPER_CONFIG", "/dev/null")
+        .env("KEEPER_STATE_DIR", b.dir.join("state"))
+        .arg("--watch")
+        .arg("--from")
+        .arg(b.source())
+        .args(targets.iter().map(|n| format!("--to={}:{}", kind(n), b.target(n).display())))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
 }
 
 fn verdict(ok: bool) -> &'static str {

@@ -71,6 +71,23 @@ pub fn set_fake_now_ms(path: &Path, ms: i64) -> io::Result<()> {
     })
 }
 
+/// Whole seconds for people: `1d 7h 59m 12s`, leaving out zero units (`0s` for zero).
+#[must_use]
+pub fn human(secs: u64) -> String {
+    use std::fmt::Write as _;
+    let (d, h, m, s) = (secs / 86_400, secs % 86_400 / 3600, secs % 3600 / 60, secs % 60);
+    let mut out = String::new();
+    for (n, unit) in [(d, "d"), (h, "h"), (m, "m"), (s, "s")] {
+        if n > 0 {
+            if !out.is_empty() {
+                out.push(' ');
+            }
+            let _ = write!(out, "{n}{unit}");
+        }
+    }
+    if out.is_empty() { "0s".to_owned() } else { out }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

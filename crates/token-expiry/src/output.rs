@@ -7,27 +7,14 @@ use crate::report::{Outcome, Report, Status};
 use serde_json::{Map, Value};
 use std::fmt::Write as _;
 
+pub(crate) use keeper_core::clock::human;
+
 /// One judged input.
 pub(crate) type Judged = (Report, Status);
 
 /// Whole seconds from `now_ms` until `expires_ms`, rounded down (negative once expired).
 pub(crate) fn remaining_seconds(expires_ms: i64, now_ms: i64) -> i64 {
     (expires_ms - now_ms).div_euclid(1000)
-}
-
-/// A duration in seconds as `1d 7h 59m 12s`, leaving out zero units (`0s` for zero).
-pub(crate) fn human(secs: u64) -> String {
-    let (d, h, m, s) = (secs / 86_400, secs % 86_400 / 3600, secs % 3600 / 60, secs % 60);
-    let mut out = String::new();
-    for (n, unit) in [(d, "d"), (h, "h"), (m, "m"), (s, "s")] {
-        if n > 0 {
-            if !out.is_empty() {
-                out.push(' ');
-            }
-            let _ = write!(out, "{n}{unit}");
-        }
-    }
-    if out.is_empty() { "0s".to_owned() } else { out }
 }
 
 /// `7h 59m 12s left` / `3m 5s ago`.
