@@ -142,7 +142,8 @@ fn file_row(target: &FileTarget, settings: &Settings, cred: &Credential) -> Row 
 }
 
 /// How far OpenClaw's recorded expiry may be from the source's and still be the same paste:
-/// `--expires-in` is whole minutes counted from the moment of the paste.
+/// `--expires-in` is whole minutes counted from the moment of the paste, less the paste timeout
+/// (added to this slack where it is used).
 const PASTE_EXPIRY_SLACK_MS: i64 = 5 * 60 * 1000;
 
 /// A paste target: the state file says what was pasted; `openclaw models status --json` says
@@ -160,8 +161,8 @@ fn paste_row(paste: &PasteSettings, agent: Option<&str>, cred: &Credential) -> R
     };
     let last = paste.last_pasted(agent);
     let same_token = last.as_ref().is_some_and(|l| l.fingerprint == cred.access_token.fingerprint().to_string());
-    let same_expiry =
-        listed.expires_at.is_some_and(|e| (e.as_millis() - cred.expires_at.as_millis()).abs() <= PASTE_EXPIRY_SLACK_MS);
+    let slack = PASTE_EXPIRY_SLACK_MS + i64::try_from(paste.timeout.as_millis()).unwrap_or(i64::MAX / 2);
+    let same_expiry = listed.expires_at.is_some_and(|e| (e.as_millis() - cred.expires_at.as_millis()).abs() <= slack);
     let state = if same_token && same_expiry { State::InSync } else { State::Stale };
     let token = if same_token { Some(cred.access_token.clone()) } else { None };
     let detail = match (&listed.status, last) {

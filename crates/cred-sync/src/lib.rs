@@ -131,6 +131,9 @@ struct Cli {
     openclaw_cmd: String,
 
     /// Time limit for each OpenClaw command (the whole process group is killed)
+    ///
+    /// Also left out of the lifetime given to paste-token (--expires-in), which OpenClaw counts
+    /// from its own start: it never believes the token outlives the source's.
     #[arg(long, value_name = "DURATION", env = "KEEPER_PASTE_TIMEOUT", default_value = "60s")]
     #[arg(value_parser = humantime::parse_duration, help_heading = "Targets")]
     paste_timeout: Duration,

@@ -106,6 +106,14 @@ fn expires_in_arg(d: Duration) -> String {
     format!("{}m", (d.as_secs() / 60).max(1))
 }
 
+/// The `--expires-in` for a token with `remaining` time left. OpenClaw counts it from its own
+/// start-up, seconds after ours (3–7 s for 2026.9.6), and at most `timeout` later: leaving that
+/// out keeps OpenClaw's expiry at or before the token's, one to two minutes early with the 60 s
+/// default.
+fn expires_in(remaining: Duration, timeout: Duration) -> Duration {
+    remaining.saturating_sub(timeout)
+}
+
 /// Whether paste-token would accept the token; the reason when not.
 pub(crate) fn acceptable(cred: &Credential) -> Result<(), String> {
     let token = cred.access_token.expose();
@@ -153,7 +161,7 @@ pub(crate) fn sync(
         return report(Outcome::Failed(format!("{name}: {problem}")), Wrote::Nothing);
     }
     let remaining = Duration::from_millis(cred.expires_at.remaining_ms(now_ms).max(0) as u64);
-    let cmd = paste.paste_command(agent, remaining);
+    let cmd = paste.paste_command(agent, expires_in(remaining, paste.timeout));
     let shown = PasteSettings::shown(&cmd);
     let wrote = Wrote::Token { token: cred.access_token.clone(), expires_at: cred.expires_at };
     if dry_run {
@@ -221,6 +229,20 @@ mod tests {
         );
         assert_eq!(s.state_file(Some("main")), PathBuf::from("/state/paste-anthropic_claude-code-main.json"));
         assert_eq!(s.state_file(None), PathBuf::from("/state/paste-anthropic_claude-code-shared.json"));
+    }
+
+    /// Regression: with the remainder rounded down alone, OpenClaw 2026.9.6 (which counts from
+    /// its own start, seconds later) listed a token expiring 1.5 s past a whole minute as expiring
+    /// 3.3 s after the source's (`tests/real_openclaw.rs` has the same case against the real one).
+    #[test]
+    fn regression_openclaw_believed_a_pasted_token_outlived_the_source() {
+        let timeout = Duration::from_secs(60);
+        let remaining = Duration::from_millis(8 * 3_600_000 + 1_500);
+        assert_eq!(expires_in_arg(expires_in(remaining, timeout)), "479m");
+        // Started as late as the timeout allows, OpenClaw's expiry is still not past the token's.
+        let latest_start = timeout.as_millis();
+        assert!(latest_start + 479 * 60_000 <= remaining.as_millis());
+        assert_eq!(expires_in_arg(expires_in(Duration::from_secs(30), timeout)), "1m", "never zero");
     }
 
     #[test]

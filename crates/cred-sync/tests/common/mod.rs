@@ -36,6 +36,11 @@ pub(crate) fn access_token() -> String {
     register(format!("sk-ant-oat01-{}", random_body(95)))
 }
 
+/// A new access token of `len` characters in all (paste-token's length limit is under test).
+pub(crate) fn access_token_of_len(len: usize) -> String {
+    register(format!("sk-ant-oat01-{}", random_body(len - "sk-ant-oat01-".len())))
+}
+
 /// A new refresh token.
 pub(crate) fn refresh_token() -> String {
     register(format!("sk-ant-ort01-{}", random_body(95)))
