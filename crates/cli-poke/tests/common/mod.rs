@@ -13,35 +13,45 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_cli-poke");
 /// binary) into this test binary's own target directory and profile.
 pub fn stand_in() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        if let Some(p) = std::env::var_os("CLAUDE_STAND_IN_BIN").filter(|p| !p.is_empty()) {
-            return PathBuf::from(p);
-        }
-        // This test binary is <target>/<profile>/deps/<name>.
-        let exe = std::env::current_exe().unwrap();
-        let profile_dir = exe.parent().and_then(Path::parent).expect("test binary in <target>/<profile>/deps");
-        let target_dir = profile_dir.parent().expect("profile dir in the target dir");
-        let profile = profile_dir.file_name().unwrap().to_str().unwrap();
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        let mut cmd = Command::new(cargo);
-        cmd.args(["build", "--quiet", "-p", "claude-stand-in", "--bin", "claude", "--target-dir"])
-            .arg(target_dir)
-            .current_dir(env!("CARGO_MANIFEST_DIR"));
-        match profile {
-            "debug" => {}
-            "release" => {
-                cmd.arg("--release");
-            }
-            other => {
-                cmd.args(["--profile", other]);
-            }
-        }
-        let status = cmd.status().expect("cargo runs");
-        assert!(status.success(), "building the claude stand-in failed");
-        let bin = profile_dir.join("claude");
-        assert!(bin.is_file(), "{} was not built", bin.display());
-        bin
+    BIN.get_or_init(|| match std::env::var_os("CLAUDE_STAND_IN_BIN").filter(|p| !p.is_empty()) {
+        Some(p) => PathBuf::from(p),
+        None => workspace_bin("claude-stand-in", "claude"),
     })
+}
+
+/// `cred-sync`, built (once per test binary) like [`stand_in`]: the simulation runs it.
+pub fn cred_sync() -> &'static Path {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| workspace_bin("cred-sync", "cred-sync"))
+}
+
+/// Builds binary `bin` of workspace package `package` into this test binary's own target
+/// directory and profile (a test gets only its own package's binaries from cargo) and returns it.
+fn workspace_bin(package: &str, bin: &str) -> PathBuf {
+    // This test binary is <target>/<profile>/deps/<name>.
+    let exe = std::env::current_exe().unwrap();
+    let profile_dir = exe.parent().and_then(Path::parent).expect("test binary in <target>/<profile>/deps");
+    let target_dir = profile_dir.parent().expect("profile dir in the target dir");
+    let profile = profile_dir.file_name().unwrap().to_str().unwrap();
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut cmd = Command::new(cargo);
+    cmd.args(["build", "--quiet", "-p", package, "--bin", bin, "--target-dir"])
+        .arg(target_dir)
+        .current_dir(env!("CARGO_MANIFEST_DIR"));
+    match profile {
+        "debug" => {}
+        "release" => {
+            cmd.arg("--release");
+        }
+        other => {
+            cmd.args(["--profile", other]);
+        }
+    }
+    let status = cmd.status().expect("cargo runs");
+    assert!(status.success(), "building {package}'s {bin} failed");
+    let path = profile_dir.join(bin);
+    assert!(path.is_file(), "{} was not built", path.display());
+    path
 }
 
 pub const SECOND: i64 = 1000;
