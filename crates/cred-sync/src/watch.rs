@@ -209,6 +209,16 @@ impl Watcher<'_> {
                     relevant = true;
                     continue;
                 }
+                // Removing a watch (to re-arm) queues IN_IGNORED for it: events of a watch we
+                // already replaced say nothing about the current one, and acting on them would
+                // re-arm forever.
+                let current = match &self.watching {
+                    Some(Watching::SourceDir(wd) | Watching::Ancestor(wd)) => wd == &event.wd,
+                    None => false,
+                };
+                if !current {
+                    continue;
+                }
                 match &self.watching {
                     Some(Watching::SourceDir(_)) => {
                         if event.mask.intersects(EventMask::IGNORED | EventMask::DELETE_SELF | EventMask::MOVE_SELF) {
