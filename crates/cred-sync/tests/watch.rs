@@ -95,9 +95,9 @@ fn a_config_directory_created_after_start_is_picked_up() {
     watch.stop();
 }
 
-/// Bug: re-arming removes the old watch, and the kernel then queues IN_IGNORED for it. That event
+/// Bug: re-arming removes the old watch, and the kernel then queues `IN_IGNORED` for it. That event
 /// was taken for the new watch's directory vanishing, so cred-sync re-armed again, removing the new
-/// watch, whose IN_IGNORED came next: a busy loop, three log lines per turn, for as long as it ran
+/// watch, whose `IN_IGNORED` came next: a busy loop, three log lines per turn, for as long as it ran
 /// (seen at 13.9 million turns in 17 minutes). It started whenever the source's directory
 /// appeared after the watch began.
 #[test]
