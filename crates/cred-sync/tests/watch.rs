@@ -97,9 +97,9 @@ fn a_config_directory_created_after_start_is_picked_up() {
 
 /// Bug: re-arming removes the old watch, and the kernel then queues `IN_IGNORED` for it. That event
 /// was taken for the new watch's directory vanishing, so cred-sync re-armed again, removing the new
-/// watch, whose `IN_IGNORED` came next: a busy loop, three log lines per turn, for as long as it ran
-/// (seen at 13.9 million turns in 17 minutes). It started whenever the source's directory
-/// appeared after the watch began.
+/// watch, whose `IN_IGNORED` came next: a busy loop, three log lines per turn, that never returned to
+/// read its signals (only SIGKILL ended it; one ran 13.9 million turns in 17 minutes). It started
+/// whenever the source's directory appeared after the watch began.
 #[test]
 fn bug_rearm_loop_on_the_removed_watchs_ignored_event() {
     let home = Home::new();
@@ -110,12 +110,14 @@ fn bug_rearm_loop_on_the_removed_watchs_ignored_event() {
     std::fs::create_dir(home.path(".claude")).unwrap();
     let access = new_source(&home, WriteStyle::Rename);
     assert!(wait_for(LIMIT, || held_token(&target).as_ref() == Some(&access)), "{:?}", watch.stderr().len());
-    // Give a loop time to show.
+    // Give a loop time to show; judged before stop(), which a looping watch would never answer
+    // (dropping `watch` kills it).
     std::thread::sleep(Duration::from_millis(300));
-    let (_, stderr) = watch.stop();
+    let stderr = watch.stderr();
     let rearmed = stderr.iter().filter(|l| l.contains("exists again")).count();
     let vanished = stderr.iter().filter(|l| l.contains("was removed or moved")).count();
     assert_eq!((rearmed, vanished), (1, 0), "{} stderr lines, from {:?}", stderr.len(), &stderr[..stderr.len().min(8)]);
+    watch.stop();
 }
 
 /// The 2.1.112 CLI truncates and writes in place; a reader can see half a file. A sync that
