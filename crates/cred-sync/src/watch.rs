@@ -14,7 +14,7 @@ use inotify::{EventMask, Inotify, WatchDescriptor, WatchMask};
 use keeper_core::log::{Level, log};
 use keeper_core::signal::Signals;
 use nix::errno::Errno;
-use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::poll::{PollFd, PollFlags, poll};
 use nix::sys::signal::Signal;
 use std::ffi::OsString;
 use std::os::fd::AsFd;
@@ -81,10 +81,7 @@ impl Watcher<'_> {
         let debounce = self.runner.debounce;
         let mut due: Option<Instant> = None;
         loop {
-            let timeout = due.map_or(PollTimeout::NONE, |at| {
-                let ms = at.saturating_duration_since(Instant::now()).as_micros().div_ceil(1000);
-                PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX)
-            });
+            let timeout = keeper_core::watch::poll_timeout(due);
             let (signal, events) = {
                 let mut fds = [
                     PollFd::new(self.signals.fd(), PollFlags::POLLIN),
@@ -147,15 +144,7 @@ impl Watcher<'_> {
         if let Some(Watching::SourceDir(wd) | Watching::Ancestor(wd)) = self.watching.take() {
             let _ = self.inotify.watches().remove(wd);
         }
-        let file_events = WatchMask::CLOSE_WRITE
-            | WatchMask::MOVED_TO
-            | WatchMask::CREATE
-            | WatchMask::DELETE
-            | WatchMask::MOVED_FROM
-            | WatchMask::DELETE_SELF
-            | WatchMask::MOVE_SELF
-            | WatchMask::ONLYDIR;
-        match self.inotify.watches().add(&self.dir, file_events) {
+        match self.inotify.watches().add(&self.dir, keeper_core::watch::FILE_IN_DIR_EVENTS) {
             Ok(wd) => {
                 self.watching = Some(Watching::SourceDir(wd));
                 return Ok(());

@@ -10,6 +10,7 @@ pub mod log;
 pub mod paths;
 pub mod process;
 pub mod signal;
+pub mod watch;
 pub mod write;
 
 /// Exit code for a command line that cannot be parsed (BSD `EX_USAGE`), the same for every tool.

@@ -13,12 +13,12 @@
 
 use crate::output::{human, remaining_text};
 use crate::report::{self, Outcome, Settings};
-use inotify::{EventMask, Inotify, WatchMask};
+use inotify::{EventMask, Inotify};
 use keeper_core::input::Source;
 use keeper_core::log::{Level, log};
 use keeper_core::signal::Signals;
 use nix::errno::Errno;
-use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::poll::{PollFd, PollFlags, poll};
 use nix::sys::signal::Signal;
 use nix::sys::time::TimeSpec;
 use nix::sys::timer::{Expiration, TimerSetTimeFlags};
@@ -89,15 +89,10 @@ impl<'a> Waiter<'a> {
             .map_err(|e| format!("cannot receive stop signals: {e}"))?;
         // Watch before the first read, so a write in between is not missed.
         let inotify = Inotify::init().map_err(|e| format!("cannot initialise inotify: {e}"))?;
-        let mask = WatchMask::CLOSE_WRITE
-            | WatchMask::MOVED_TO
-            | WatchMask::CREATE
-            | WatchMask::DELETE
-            | WatchMask::MOVED_FROM
-            | WatchMask::DELETE_SELF
-            | WatchMask::MOVE_SELF
-            | WatchMask::ONLYDIR;
-        inotify.watches().add(dir, mask).map_err(|e| format!("cannot watch directory {}: {e}", dir.display()))?;
+        inotify
+            .watches()
+            .add(dir, keeper_core::watch::FILE_IN_DIR_EVENTS)
+            .map_err(|e| format!("cannot watch directory {}: {e}", dir.display()))?;
         let timer = TimerFd::new(ClockId::CLOCK_REALTIME, TimerFlags::TFD_NONBLOCK | TimerFlags::TFD_CLOEXEC)
             .map_err(|e| format!("cannot create a timerfd: {e}"))?;
         Ok(Self { path: path.to_path_buf(), name, window, settings, signals, inotify, timer, armed_ms: None })
@@ -109,14 +104,7 @@ impl<'a> Waiter<'a> {
         }
         let mut reread_at: Option<Instant> = None;
         loop {
-            let timeout = match reread_at {
-                None => PollTimeout::NONE,
-                Some(at) => {
-                    // Rounded up, so the loop does not spin through the last fraction of a ms.
-                    let ms = at.saturating_duration_since(Instant::now()).as_micros().div_ceil(1000);
-                    PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX)
-                }
-            };
+            let timeout = keeper_core::watch::poll_timeout(reread_at);
             let (signal, changed, timer) = {
                 let mut fds = [
                     PollFd::new(self.signals.fd(), PollFlags::POLLIN),
