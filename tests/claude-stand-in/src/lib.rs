@@ -261,6 +261,22 @@ enum Loaded {
     Invalid(String),
 }
 
+/// The credentials, or what the CLI prints and the (exit code, outcome) it ends with when there
+/// are none to use.
+fn load_logged_in(path: &Path) -> Result<(Document, Box<Credential>), (u8, &'static str)> {
+    match load(path) {
+        Loaded::Credential(doc, cred) => Ok((doc, cred)),
+        Loaded::LoggedOut | Loaded::Missing => {
+            println!("{NOT_LOGGED_IN}");
+            Err((1, "not-logged-in"))
+        }
+        Loaded::Invalid(e) => {
+            println!("Error: cannot read credentials: {e}");
+            Err((1, "invalid-credentials"))
+        }
+    }
+}
+
 fn load(path: &Path) -> Loaded {
     let bytes = match fs::read(path) {
         Ok(b) => b,
@@ -297,16 +313,9 @@ fn print_mode(knobs: &Knobs) -> io::Result<(u8, &'static str)> {
     }
     std::thread::sleep(knobs.sleep);
     let path = knobs.credentials();
-    let (_, cred) = match load(&path) {
-        Loaded::Credential(doc, cred) => (doc, cred),
-        Loaded::LoggedOut | Loaded::Missing => {
-            println!("{NOT_LOGGED_IN}");
-            return Ok((1, "not-logged-in"));
-        }
-        Loaded::Invalid(e) => {
-            println!("Error: cannot read credentials: {e}");
-            return Ok((1, "invalid-credentials"));
-        }
+    let (_, cred) = match load_logged_in(&path) {
+        Ok(loaded) => loaded,
+        Err(outcome) => return Ok(outcome),
     };
     if knobs.require_anthropic_api && base_url_elsewhere() {
         println!("API Error: Connection error.");
@@ -331,16 +340,9 @@ fn print_mode(knobs: &Knobs) -> io::Result<(u8, &'static str)> {
         });
     };
     // Re-read under the lock: another process may have refreshed meanwhile.
-    let (mut doc, cred) = match load(&path) {
-        Loaded::Credential(doc, cred) => (doc, cred),
-        Loaded::LoggedOut | Loaded::Missing => {
-            println!("{NOT_LOGGED_IN}");
-            return Ok((1, "not-logged-in"));
-        }
-        Loaded::Invalid(e) => {
-            println!("Error: cannot read credentials: {e}");
-            return Ok((1, "invalid-credentials"));
-        }
+    let (mut doc, cred) = match load_logged_in(&path) {
+        Ok(loaded) => loaded,
+        Err(outcome) => return Ok(outcome),
     };
     if !due(&cred, keeper_core::clock::now_ms()) {
         drop(held);
