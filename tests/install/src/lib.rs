@@ -1,0 +1,92 @@
+//! Support for the install tests: the repository's scripts and units, and the workspace's tools
+//! built once per test binary, so a test can install them the way `scripts/setup.sh` does.
+#![deny(missing_docs)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+use sha2::{Digest, Sha256};
+
+/// The tools `scripts/setup.sh` installs.
+pub const TOOLS: [&str; 4] = ["token-expiry", "cred-sync", "cli-poke", "compose-recreate"];
+
+/// The repository's root directory.
+#[must_use]
+pub fn repo_root() -> &'static Path {
+    static ROOT: OnceLock<PathBuf> = OnceLock::new();
+    ROOT.get_or_init(|| {
+        Path::new(env!("CARGO_MANIFEST_DIR")).ancestors().nth(2).expect("tests/install in the repo").to_path_buf()
+    })
+}
+
+/// A directory holding the four tools and the `claude` stand-in, built (once per test binary)
+/// into this test binary's own target directory and profile.
+#[must_use]
+pub fn bin_dir() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        // This test binary is <target>/<profile>/deps/<name>.
+        let exe = std::env::current_exe().expect("own path");
+        let profile_dir = exe.parent().and_then(Path::parent).expect("test binary in <target>/<profile>/deps");
+        let target_dir = profile_dir.parent().expect("profile dir in the target dir");
+        let profile = profile_dir.file_name().and_then(|n| n.to_str()).expect("profile name");
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let mut cmd = Command::new(cargo);
+        cmd.args(["build", "--quiet", "--target-dir"]).arg(target_dir).current_dir(repo_root());
+        for package in TOOLS.iter().chain(&["claude-stand-in"]) {
+            cmd.args(["-p", package]);
+        }
+        match profile {
+            "debug" => {}
+            "release" => {
+                cmd.arg("--release");
+            }
+            other => {
+                cmd.args(["--profile", other]);
+            }
+        }
+        let status = cmd.status().expect("cargo runs");
+        assert!(status.success(), "building the tools failed");
+        for bin in TOOLS.iter().chain(&["claude"]) {
+            assert!(profile_dir.join(bin).is_file(), "{bin} was not built in {}", profile_dir.display());
+        }
+        profile_dir.to_path_buf()
+    })
+}
+
+/// The fingerprint the tools print for a token: the first 8 hex digits of its SHA-256.
+#[must_use]
+pub fn fingerprint(token: &str) -> String {
+    let digest = Sha256::digest(token.as_bytes());
+    digest.iter().take(4).map(|b| format!("{b:02x}")).collect()
+}
+
+/// A fresh token of the given kind (`oat` access, `ort` refresh), shaped like the real ones and
+/// long enough for OpenClaw's paste-token (80+ characters). Distinct on every call.
+#[must_use]
+pub fn fake_token(kind: &str) -> String {
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let seed = format!(
+        "{}-{}-{n}",
+        std::process::id(),
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos())
+    );
+    let body: String = Sha256::digest(seed.as_bytes()).iter().map(|b| format!("{b:02x}")).collect();
+    format!("sk-ant-{kind}01-{body}{body}")[..100].to_string()
+}
+
+/// Whether `text` holds anything shaped like a token (`sk-ant-xxxNN-` and 20+ token characters):
+/// output a test checks must never leak one.
+#[must_use]
+pub fn has_token_shape(text: &str) -> bool {
+    text.match_indices("sk-ant-").any(|(i, _)| {
+        let b = &text.as_bytes()[i + 7..];
+        b.len() >= 26
+            && b[..3].iter().all(u8::is_ascii_lowercase)
+            && b[3..5].iter().all(u8::is_ascii_digit)
+            && b[5] == b'-'
+            && b[6..26].iter().all(|c| c.is_ascii_alphanumeric() || *c == b'_' || *c == b'-')
+    })
+}
