@@ -59,7 +59,7 @@ pub fn bin_dir() -> &'static Path {
 #[must_use]
 pub fn fingerprint(token: &str) -> String {
     let digest = Sha256::digest(token.as_bytes());
-    digest.iter().take(4).map(|b| format!("{b:02x}")).collect()
+    hex(&digest[..4])
 }
 
 /// A fresh token of the given kind (`oat` access, `ort` refresh), shaped like the real ones and
@@ -73,7 +73,7 @@ pub fn fake_token(kind: &str) -> String {
         std::process::id(),
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos())
     );
-    let body: String = Sha256::digest(seed.as_bytes()).iter().map(|b| format!("{b:02x}")).collect();
+    let body = hex(&Sha256::digest(seed.as_bytes()));
     format!("sk-ant-{kind}01-{body}{body}")[..100].to_string()
 }
 
@@ -88,5 +88,13 @@ pub fn has_token_shape(text: &str) -> bool {
             && b[3..5].iter().all(u8::is_ascii_digit)
             && b[5] == b'-'
             && b[6..26].iter().all(|c| c.is_ascii_alphanumeric() || *c == b'_' || *c == b'-')
+    })
+}
+
+fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write as _;
+    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut out, b| {
+        let _ = write!(out, "{b:02x}");
+        out
     })
 }
