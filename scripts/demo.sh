@@ -195,7 +195,10 @@ targets=(--to "openclaw-profiles:$openclaw/agents/*/agent/auth-profiles.json"
   --to "openclaw-oauth:$openclaw/credentials/oauth.json"
   --to "dotenv:$demo/compose/.env"
   --openclaw-cmd "$demo/no-openclaw-here")
-csync() { "$bin_dir/cred-sync" --from "$creds" "${targets[@]}" "$@"; }
+# An array, not a function: a function run with `&` is a subshell, and $! would be its pid, not
+# cred-sync's (killing it would leave cred-sync running).
+cred_sync=("$bin_dir/cred-sync" --from "$creds" "${targets[@]}")
+csync() { "${cred_sync[@]}" "$@"; }
 # A random token of the real shape, made up here; it goes into files only, never into argv.
 new_token() { printf 'sk-ant-%s01-%s' "$1" "$(head -c 96 /dev/urandom | base64 -w0 | tr '+/' '-_' | cut -c1-95)"; }
 now_ms() { date +%s%3N; }
@@ -307,10 +310,10 @@ EOF
     -p "$project" --compose-cmd "${compose[*]}" --quiet-period 300ms --min-interval 1s --stop-timeout 1 \
     <"$demo/changes.fifo" >"$demo/logs/recreate.out" 2>"$demo/logs/recreate.err" &
   recreate_pid=$!
-  csync --watch >"$demo/changes.fifo" 2>"$demo/logs/watch.err" &
+  "${cred_sync[@]}" --watch >"$demo/changes.fifo" 2>"$demo/logs/watch.err" &
   watch_pid=$!
 else
-  csync --watch >"$demo/logs/watch.out" 2>"$demo/logs/watch.err" &
+  "${cred_sync[@]}" --watch >"$demo/logs/watch.out" 2>"$demo/logs/watch.err" &
   watch_pid=$!
 fi
 for _ in $(seq 100); do grep -q watching "$demo/logs/watch.err" 2>/dev/null && break; sleep 0.05; done
@@ -415,6 +418,7 @@ check_rows >"$demo/logs/check.out"
 rc=$?
 set -e
 show "$demo/logs/stub.out"
+say "cred-sync --check:"
 show "$demo/logs/check.err"
 ((te_rc == 3)) || fail "token-expiry exited $te_rc on the stub, expected 3"
 ((rc == 3)) || fail "cred-sync --check exited $rc on the stub, expected 3"
@@ -432,6 +436,7 @@ for _ in $(seq 100); do
   sleep 0.05
 done
 [[ -n $stub_line ]] || fail "cred-sync --watch logged nothing about the stub"
+say "cred-sync --watch:"
 printf '%s\n' "$stub_line" | redact | sed 's/^/         | /'
 ok "4 of 4 targets keep $(fp "$new_fp"); the watcher logged the stub and goes on"
 
