@@ -89,7 +89,9 @@ fail() {
   exit 1
 }
 # Shows a captured log, indented; the tools never print tokens, and the redact filter makes sure.
-show() { [[ -s $1 ]] && redact <"$1" | sed 's/^/         | /' || true; }
+show() {
+  if [[ -s $1 ]]; then redact <"$1" | sed 's/^/         | /'; fi
+}
 redact() { sed -E 's/sk-ant-([a-z]{3}[0-9]{2})-[A-Za-z0-9_-]{20,}/sk-ant-\1-<REDACTED>/g'; }
 
 # --- the tools ------------------------------------------------------------------------------
@@ -211,6 +213,10 @@ container_fp() {
   docker inspect -f '{{range .Config.Env}}{{println .}}{{end}}' "$1" |
     sed -n 's/^ANTHROPIC_OAUTH_TOKEN=//p' | tr -d '\n' | sha256sum | cut -c1-8
 }
+gateway_id() {
+  "${compose[@]}" -p "$project" --project-directory "$demo/compose" -f "$demo/compose/docker-compose.yml" \
+    ps -q openclaw-gateway | head -n1
+}
 check_rows() { csync --check 2>"$demo/logs/check.err"; }
 
 # --- 1. credentials ----------------------------------------------------------------------------
@@ -303,6 +309,9 @@ EOF
   compose_up=1
   "${compose[@]}" -p "$project" --project-directory "$demo/compose" -f "$demo/compose/docker-compose.yml" \
     up -d openclaw-gateway >"$demo/logs/compose-up.log" 2>&1 || fail "docker compose up failed"
+  old_id=$(gateway_id)
+  [[ -n $old_id ]] || fail "no gateway container after docker compose up"
+  say "gateway container ${old_id:0:12}: ANTHROPIC_OAUTH_TOKEN $(fp "$(container_fp "$old_id")")"
   # The chain the sync-compose unit runs: cred-sync --watch | compose-recreate --stdin, here
   # through a FIFO so that each side can be stopped by its own pid.
   mkfifo "$demo/changes.fifo"
@@ -384,11 +393,11 @@ if ((use_docker)); then
   show "$demo/logs/recreate.err"
   [[ -n $done_line ]] || fail "compose-recreate did not recreate the gateway within 60 s"
   printf '%s\n' "$done_line" | redact | sed 's/^/         | /'
-  id=$("${compose[@]}" -p "$project" --project-directory "$demo/compose" -f "$demo/compose/docker-compose.yml" \
-    ps -q openclaw-gateway | head -n1)
+  id=$(gateway_id)
   [[ -n $id ]] || fail "no gateway container after the recreation"
+  [[ $id != "$old_id" ]] || fail "the gateway container ${id:0:12} was not replaced"
   inside=$(container_fp "$id")
-  say "container ${id:0:12}: ANTHROPIC_OAUTH_TOKEN $(fp "$inside")"
+  say "gateway container ${old_id:0:12} replaced by ${id:0:12}: ANTHROPIC_OAUTH_TOKEN $(fp "$inside")"
   [[ $inside == "$new_fp" ]] || fail "the container holds $(fp "$inside"), expected $(fp "$new_fp")"
   ok "the recreated gateway holds $(fp "$new_fp")"
 else

@@ -37,6 +37,7 @@ fn text(out: &Output) -> String {
 /// Every step announced and passed, in order, and no token in the output.
 fn assert_all_steps_ok(out: &Output) -> String {
     let all = text(out);
+    println!("{all}"); // shown with --nocapture
     assert!(out.status.success(), "demo.sh failed ({}):\n{all}", out.status);
     let mut from = 0;
     for (i, step) in STEPS.iter().enumerate() {
@@ -115,6 +116,31 @@ fn demo_usage_errors_exit_64_and_help_says_demo() {
     let help = demo().arg("--help").output().expect("demo.sh runs");
     assert!(help.status.success(), "{}", text(&help));
     assert!(String::from_utf8_lossy(&help.stdout).contains("DEMO"), "{}", text(&help));
+}
+
+#[test]
+fn demo_names_the_failing_step_and_exits_1() {
+    // A `claude` that answers but never refreshes: cli-poke exits 2, so the cli-poke step fails.
+    let bins = tempfile::tempdir().unwrap();
+    for tool in keeper_install_tests::TOOLS {
+        std::os::unix::fs::symlink(bin_dir().join(tool), bins.path().join(tool)).unwrap();
+    }
+    let claude = bins.path().join("claude");
+    std::fs::write(&claude, "#!/bin/sh\necho ok\n").unwrap();
+    std::fs::set_permissions(&claude, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let out = Command::new(repo_root().join("scripts/demo.sh"))
+        .arg("--bin-dir")
+        .arg(bins.path())
+        .arg("--no-docker")
+        .output()
+        .expect("demo.sh runs");
+    let all = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{all}");
+    assert!(all.contains("[DEMO] FAILED at step cli-poke: cli-poke exited 2, expected 0"), "{all}");
+    assert!(!all.contains("[DEMO] ok cli-poke"), "{all}");
+    assert!(!has_token_shape(&all), "a token in the demo's output:\n{all}");
+    let dir = demo_dir(&all);
+    assert!(!dir.exists(), "{} was left behind after the failure", dir.display());
 }
 
 #[test]
