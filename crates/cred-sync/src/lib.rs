@@ -52,7 +52,7 @@ Targets (--to, repeatable; KEEPER_TO holds several separated by spaces):
                             profile's cooldown
   dotenv:PATH               KEY=value file: a compose .env, ~/.openclaw/.env, ~/.openclaw-env
   systemd-dropin:PATH       e.g. ~/.config/systemd/user/openclaw-gateway.service.d/anthropic.conf
-  openclaw-paste[:AGENT]    OpenClaw >= 2026.6 (SQLite): `openclaw models auth paste-token`,
+  openclaw-paste[:AGENT]    OpenClaw >= 2026.6.5 (SQLite): `openclaw models auth paste-token`,
                             token on stdin, into the shared store (or AGENT's)
   clear-stale:GLOB          remove Anthropic oauth/token profiles from matching
                             auth-profiles.json files, so OpenClaw uses ANTHROPIC_OAUTH_TOKEN
@@ -71,8 +71,10 @@ Exit status (once and --dry-run; the worst wins: 6 > 5 > 0 > 1):
   7   --check: a target is stale, missing, unreadable or a retired file
   64  usage error
 --check exits 2, 3 for the source as above, else 7 on any drift, else 4 when the source has
-expired, else 0. --watch runs until SIGTERM/SIGINT (exit 0); guards and failures are logged and
-retried on the next change; SIGHUP forces a full re-sync.
+expired, else 0. --watch runs until SIGTERM/SIGINT (exit 0), or exits 2 at once when the
+source's directory cannot be watched (inotify limits: fall back to a timer running cred-sync
+once); guards and failures are logged and retried on the next change; SIGHUP forces a full
+re-sync.
 
 Output: one JSON line per written target on stdout ({\"target\", \"kind\", \"fingerprint\",
 \"expires\", \"expires_ms\"}; clear-stale: {\"target\", \"kind\", \"removed\"}), so
@@ -80,9 +82,13 @@ Output: one JSON line per written target on stdout ({\"target\", \"kind\", \"fin
 printed: only a fingerprint (first 8 hex digits of the SHA-256).
 
 Examples:
-  cred-sync --to 'openclaw-profiles:~/.openclaw/agents/*/agent/auth-profiles.json'
-  cred-sync --watch --to dotenv:/srv/openclaw/.env | compose-recreate --stdin openclaw-gateway
-  cred-sync --to openclaw-paste --openclaw-cmd 'docker compose -f /srv/openclaw/docker-compose.yml exec -T openclaw-gateway openclaw'
+  cred-sync \\
+      --to 'openclaw-profiles:~/.openclaw/agents/*/agent/auth-profiles.json'
+  cred-sync --watch --to dotenv:/srv/openclaw/.env |
+      compose-recreate --stdin openclaw-gateway
+  cred-sync --to openclaw-paste \\
+      --openclaw-cmd 'docker compose --project-directory /srv/openclaw exec -T
+      openclaw-gateway openclaw'
   cred-sync --check --to dotenv:/srv/openclaw/.env";
 
 /// Copy the Claude Code CLI's OAuth access token into OpenClaw's credential stores.
