@@ -554,25 +554,23 @@ if [ "$gateway" = docker ]; then
     fi
     [ -n "$openclaw_dir" ] || { openclaw_dir=$HOME/.openclaw; say "  OpenClaw directory: $openclaw_dir (default)"; }
 
-    # Does the gateway get ANTHROPIC_OAUTH_TOKEN from the .env? The rendered config inlines
-    # env_file and interpolation; it may hold the token, so it is only grepped, never printed.
-    if ((${#compose_cmd[@]})); then
-        if rendered=$("${compose_cmd[@]}" --project-directory "$compose_dir" -f "$compose_file" config 2>/dev/null); then
-            compose_check="${compose_cmd[*]} config"
-            if grep -q "$env_key" <<<"$(service_block "$service" <<<"$rendered")"; then compose_passes=yes; else compose_passes=no; fi
-        fi
-        unset rendered
+    # Does the gateway get ANTHROPIC_OAUTH_TOKEN from the .env? The text of its service block
+    # (env_file: .env, or the variable named), else the rendered config, which inlines env_file
+    # and interpolation but shows the key only once the .env holds it. The rendered config may
+    # hold the token, so it is only grepped, never printed.
+    block=$(service_block "$service" <"$compose_file")
+    if grep -q "$env_key" <<<"$block" ||
+        grep -Eq '^[[:space:]]*env_file:[[:space:]]*["'\'']?\.?/?\.env["'\'']?[[:space:]]*$|^[[:space:]]*-[[:space:]]*["'\'']?\.?/?\.env["'\'']?[[:space:]]*$|^[[:space:]]*(-[[:space:]]*)?path:[[:space:]]*["'\'']?\.?/?\.env' <<<"$block"; then
+        compose_passes=yes
+        compose_check="the $service service in $compose_file"
+    elif ((${#compose_cmd[@]})) && rendered=$("${compose_cmd[@]}" --project-directory "$compose_dir" -f "$compose_file" config 2>/dev/null); then
+        compose_check="${compose_cmd[*]} config"
+        if grep -q "$env_key" <<<"$(service_block "$service" <<<"$rendered")"; then compose_passes=yes; else compose_passes=no; fi
+    else
+        compose_passes=no
+        compose_check="the $service service in $compose_file"
     fi
-    if [ "$compose_passes" = unknown ]; then
-        compose_check="a text check of $compose_file"
-        block=$(service_block "$service" <"$compose_file")
-        if grep -q "$env_key" <<<"$block" ||
-            grep -Eq '^[[:space:]]*env_file:[[:space:]]*\.?/?\.env[[:space:]]*$|^[[:space:]]*-[[:space:]]*\.?/?\.env[[:space:]]*$|^[[:space:]]*(-[[:space:]]*)?path:[[:space:]]*\.?/?\.env' <<<"$block"; then
-            compose_passes=yes
-        else
-            compose_passes=no
-        fi
-    fi
+    unset rendered
     if [ "$compose_passes" = yes ]; then
         say "  the compose file passes $env_key to $service ($compose_check)"
     else
