@@ -69,7 +69,8 @@ What to install:
   --sync watch|once       sync by inotify (a long-running watcher) or by a timer [default: watch
                           when inotify is available]
   --notify-url URL        webhook told when a human must log in again (KEEPER_NOTIFY_URL)
-  --no-enable             install the units but do not enable or start them
+  --no-enable             install the units but do not enable or start them (nor restart the
+                          gateway in setup-token mode)
   --no-verify             do not run scripts/verify.sh at the end
 
 OpenClaw's model config (openclaw.json):
@@ -84,7 +85,8 @@ The first seed's bash units (sync-oauth-token.service, trigger-claude-refresh.ti
 Setup-token mode (the second seed: one long-lived token from `claude setup-token`, no refresh):
   --setup-token           use it: the token goes into the gateway's drop-in and ~/.openclaw-env
                           (user unit) or the compose .env (Docker), stale per-agent profiles are
-                          cleared (SQLite era: pasted into OpenClaw's store); no refresh timer
+                          cleared (SQLite era: pasted into OpenClaw's store); no refresh timer;
+                          then the gateway is restarted (user unit) or recreated (Docker)
   --token-stdin           read the token from stdin instead of a hidden prompt
 
 Exit status:
@@ -1248,6 +1250,25 @@ changing=false
 # Checks (the install stays even when they fail)
 # ---------------------------------------------------------------------------------------------
 final=0
+if [ "$mode" = setup-token ] && [ -z "$R" ]; then
+    # The gateway reads its environment only when it starts (a compose restart keeps the old one).
+    if ! $enable; then
+        say ""
+        say "--no-enable: restart the gateway yourself so it reads the token"
+    elif [ "$gateway" = user-unit ]; then
+        step "restart the gateway ($gateway_unit)"
+        if systemctl --user daemon-reload && systemctl --user try-restart "$gateway_unit"; then
+            say "  systemctl --user daemon-reload; systemctl --user try-restart $gateway_unit"
+        else
+            final=3; warn "restarting $gateway_unit failed: run systemctl --user daemon-reload && systemctl --user restart $gateway_unit"
+        fi
+    else
+        step "recreate the gateway container (compose-recreate)"
+        if "$bin/compose-recreate" --config "$config"; then :; else
+            final=3; warn "compose-recreate failed (above): run $bin/compose-recreate --config $config"
+        fi
+    fi
+fi
 if [ "$cli_test" = yes ]; then
     step "test one CLI refresh (cli-poke --force)"
     if "$bin/cli-poke" --config "$config" --force; then say "  the CLI refreshed its token"

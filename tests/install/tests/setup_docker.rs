@@ -47,8 +47,15 @@ fn a_running_gateway_and_cli_container_are_detected_with_the_proxy_override() {
     let _down = Down(Box::new(|| {
         let _ = up(&["down", "--timeout", "0"]);
     }));
-    let containers = engine.docker_ok(&["ps", "--filter", &format!("label=com.docker.compose.project={name}"), "--format", "{{.Names}}"]);
-    let gateway_container = containers.lines().find(|n| n.contains("openclaw-gateway")).expect("gateway runs").to_owned();
+    let containers = engine.docker_ok(&[
+        "ps",
+        "--filter",
+        &format!("label=com.docker.compose.project={name}"),
+        "--format",
+        "{{.Names}}",
+    ]);
+    let gateway_container =
+        containers.lines().find(|n| n.contains("openclaw-gateway")).expect("gateway runs").to_owned();
     let cli_container = containers.lines().find(|n| !n.contains("openclaw-gateway")).expect("cli runs").to_owned();
 
     let mut cmd = std::process::Command::new(keeper_install_tests::repo_root().join("scripts/setup.sh"));
@@ -84,14 +91,19 @@ fn a_running_gateway_and_cli_container_are_detected_with_the_proxy_override() {
     }
     assert!(!cfg.contains_key("KEEPER_CLI"), "{cfg:#?}");
     // Container mode: cli-poke --force writes the file and the lock beside the CLI's directory.
-    let dropin = read(&f.staged(Path::new(
-        "/etc/systemd/system/openclaw-keeper-refresh.service.d/50-keeper-paths.conf",
-    )));
+    let dropin =
+        read(&f.staged(Path::new("/etc/systemd/system/openclaw-keeper-refresh.service.d/50-keeper-paths.conf")));
     for dir in [claude_home.clone(), claude_home.parent().unwrap().to_path_buf(), oc.clone()] {
         assert!(dropin.contains(&format!("ReadWritePaths=-{}\n", dir.display())), "{dropin}");
     }
     // Read-only: the containers are the ones started above, still running.
-    let after = engine.docker_ok(&["ps", "--filter", &format!("label=com.docker.compose.project={name}"), "--format", "{{.Names}}"]);
+    let after = engine.docker_ok(&[
+        "ps",
+        "--filter",
+        &format!("label=com.docker.compose.project={name}"),
+        "--format",
+        "{{.Names}}",
+    ]);
     assert_eq!(after, containers);
 }
 

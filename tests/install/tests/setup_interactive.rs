@@ -19,10 +19,7 @@ impl Tmux {
     /// Starts `script` in a detached session `wiz`.
     fn start(dir: &Path, script: &Path) -> Option<Self> {
         if Command::new("tmux").arg("-V").output().is_err() {
-            assert!(
-                std::env::var("CI").is_err(),
-                "tmux is not installed (apt-get install tmux; .ci/run installs it)"
-            );
+            assert!(std::env::var("CI").is_err(), "tmux is not installed (apt-get install tmux; .ci/run installs it)");
             eprintln!("SKIPPED: tmux is not installed");
             return None;
         }
@@ -88,10 +85,8 @@ impl Drop for Tmux {
 fn pane_script(f: &Fixture, args: &[&str]) -> PathBuf {
     let mut probe = Command::new("true");
     f.env(&mut probe);
-    let env: Vec<String> = probe
-        .get_envs()
-        .filter_map(|(k, v)| Some(format!("{}={}", k.to_str()?, shell_quote(v?.to_str()?))))
-        .collect();
+    let env: Vec<String> =
+        probe.get_envs().filter_map(|(k, v)| Some(format!("{}={}", k.to_str()?, shell_quote(v?.to_str()?)))).collect();
     let quoted: Vec<String> = args.iter().map(|a| shell_quote(a)).collect();
     let script = f.path("pane.sh");
     write(
@@ -192,7 +187,8 @@ fn declining_the_plan_changes_nothing_and_exits_4() {
 #[test]
 fn an_unclear_answer_is_asked_again() {
     let f = Fixture::new(Gateway::UserUnit, Era::Json);
-    let config = r#"{"agents":{"defaults":{"model":{"primary":"openai/gpt-5"}}},"models":{"providers":{"anthropic":{}}}}"#;
+    let config =
+        r#"{"agents":{"defaults":{"model":{"primary":"openai/gpt-5"}}},"models":{"providers":{"anthropic":{}}}}"#;
     write(&f.openclaw_dir().join("openclaw.json"), config);
     let args = root_args(&f);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();

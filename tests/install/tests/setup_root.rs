@@ -126,12 +126,7 @@ fn docker_json_era_with_env_file_installs_the_system_set_and_the_compose_sync() 
     {
         assert_paths_dropin(&f, Path::new(SYSTEM_UNIT_DIR), unit, &sync_paths);
     }
-    assert_paths_dropin(
-        &f,
-        Path::new(SYSTEM_UNIT_DIR),
-        "openclaw-keeper-refresh.service",
-        &[f.home(), oc.clone()],
-    );
+    assert_paths_dropin(&f, Path::new(SYSTEM_UNIT_DIR), "openclaw-keeper-refresh.service", &[f.home(), oc.clone()]);
     // The model: no primary was set, so it is now, without a models.providers entry.
     let json: serde_json::Value = serde_json::from_str(&read(&f.staged(&oc.join("openclaw.json")))).unwrap();
     assert_eq!(json["agents"]["defaults"]["model"]["primary"], "anthropic/claude-opus-4-6");
@@ -172,7 +167,11 @@ fn docker_json_era_without_the_variable_warns_how_to_fix_and_syncs_the_files_onl
     let f = Fixture::new(Gateway::Docker { passes_var: false }, Era::Json);
     let run = f.setup_root(&[]);
     run.assert_code(0);
-    assert!(run.stderr.contains("the compose file does not pass ANTHROPIC_OAUTH_TOKEN to openclaw-gateway"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("the compose file does not pass ANTHROPIC_OAUTH_TOKEN to openclaw-gateway"),
+        "{}",
+        run.stderr
+    );
     assert!(run.stderr.contains("add 'env_file: .env'"), "{}", run.stderr);
     let cfg = f.config(Path::new(SYSTEM_CONFIG));
     let oc = f.openclaw_dir();
@@ -250,12 +249,7 @@ fn user_unit_json_era_installs_the_user_set_with_the_dropin_target_and_restart_h
     assert_eq!(mode(&f.staged(&user_config(&f))), 0o600);
     assert_tools_installed(&f, &f.home().join(".local/bin"));
     assert!(f.staged(&dropin_dir).is_dir(), "the gateway's drop-in directory exists for cred-sync");
-    assert_paths_dropin(
-        &f,
-        &units,
-        "openclaw-keeper-sync.service",
-        &[oc.join("agents"), dropin_dir.clone(), f.home()],
-    );
+    assert_paths_dropin(&f, &units, "openclaw-keeper-sync.service", &[oc.join("agents"), dropin_dir.clone(), f.home()]);
     assert_paths_dropin(&f, &units, "openclaw-keeper-refresh.service", &[f.home(), oc.clone()]);
     assert!(!f.staged(&units.join("openclaw-keeper-sync-compose.service")).exists());
     let others = [oc.join("openclaw.json"), backups(&f.staged(&oc.join("openclaw.json")))[0].clone()]
@@ -273,7 +267,10 @@ fn user_unit_sqlite_era_pastes_with_the_host_openclaw_by_absolute_path() {
     assert_eq!(cfg["KEEPER_OPENCLAW_CMD"], f.path_dir().join("openclaw").display().to_string());
     assert_eq!(
         cfg["KEEPER_TO"],
-        format!("openclaw-paste systemd-dropin:{}/openclaw-gateway.service.d/anthropic.conf", user_unit_dir(&f).display())
+        format!(
+            "openclaw-paste systemd-dropin:{}/openclaw-gateway.service.d/anthropic.conf",
+            user_unit_dir(&f).display()
+        )
     );
     assert_paths_dropin(
         &f,
@@ -382,8 +379,11 @@ fn the_first_seeds_units_are_stopped_and_moved_aside_and_recorded() {
     }
     // Uninstall keeps what it did not create: the moved-aside seed units stay.
     f.uninstall(&[]).assert_code(0);
-    let left: Vec<String> =
-        std::fs::read_dir(&unit_dir).unwrap().filter_map(Result::ok).map(|e| e.file_name().into_string().unwrap()).collect();
+    let left: Vec<String> = std::fs::read_dir(&unit_dir)
+        .unwrap()
+        .filter_map(Result::ok)
+        .map(|e| e.file_name().into_string().unwrap())
+        .collect();
     assert_eq!(left.len(), 3, "{left:?}");
     assert!(left.iter().all(|n| n.contains(".keeper-replaced-")), "{left:?}");
 }
@@ -454,7 +454,9 @@ fn uninstall_removes_exactly_what_setup_installed() {
         for p in &extra {
             let s = p.to_str().unwrap();
             assert!(
-                s.contains("openclaw.json") || s.ends_with('/') && installed.keys().any(|k| k.starts_with(p) && k.to_str().unwrap().contains("openclaw.json")),
+                s.contains("openclaw.json")
+                    || s.ends_with('/')
+                        && installed.keys().any(|k| k.starts_with(p) && k.to_str().unwrap().contains("openclaw.json")),
                 "uninstall left {s}"
             );
         }
@@ -560,9 +562,21 @@ fn help_documents_every_exit_code_and_bad_flags_exit_64() {
     for code in ["  0   ", "  1   ", "  2   ", "  3   ", "  4   ", "  64  ", "  69  "] {
         assert!(help.stdout.contains(code), "--help lacks exit code {code:?}");
     }
-    for flag in ["--yes", "--dry-run", "--root", "--user", "--system", "--bin-dir", "--uninstall", "--compose-dir",
-        "--setup-token", "--token-stdin", "--skip-cli-test", "--replace-old-units", "--fix-providers"]
-    {
+    for flag in [
+        "--yes",
+        "--dry-run",
+        "--root",
+        "--user",
+        "--system",
+        "--bin-dir",
+        "--uninstall",
+        "--compose-dir",
+        "--setup-token",
+        "--token-stdin",
+        "--skip-cli-test",
+        "--replace-old-units",
+        "--fix-providers",
+    ] {
         assert!(help.stdout.contains(flag), "--help lacks {flag}");
     }
     let bad = f.setup(&["--no-such-flag"], None);

@@ -106,7 +106,10 @@ impl Fixture {
         mkdir(&agent);
         match self.era {
             Era::Json => {
-                write(&oc.join("openclaw.json"), r#"{"meta":{"lastTouchedVersion":"2026.5.20"},"gateway":{"port":18789}}"#);
+                write(
+                    &oc.join("openclaw.json"),
+                    r#"{"meta":{"lastTouchedVersion":"2026.5.20"},"gateway":{"port":18789}}"#,
+                );
                 write(
                     &agent.join("auth-profiles.json"),
                     &format!(
@@ -116,7 +119,10 @@ impl Fixture {
                 );
             }
             Era::Sqlite => {
-                write(&oc.join("openclaw.json"), r#"{"meta":{"lastTouchedVersion":"2026.9.6"},"gateway":{"port":18789}}"#);
+                write(
+                    &oc.join("openclaw.json"),
+                    r#"{"meta":{"lastTouchedVersion":"2026.9.6"},"gateway":{"port":18789}}"#,
+                );
                 write(&agent.join("openclaw-agent.sqlite"), "SQLite format 3\0");
                 // A host openclaw for paste-token (never run in --root tests).
                 write(&self.path_dir().join("openclaw"), "#!/bin/sh\nexit 0\n");
@@ -161,7 +167,12 @@ impl Fixture {
                         continue;
                     }
                     let bin = if set == "system" { "/usr/local/bin" } else { "%h/.local/bin" };
-                    write(&dest.join(unit), &format!("[Unit]\nDescription=placeholder {unit}\n[Service]\nExecStart={bin}/cli-poke --not-due-ok\n"));
+                    write(
+                        &dest.join(unit),
+                        &format!(
+                            "[Unit]\nDescription=placeholder {unit}\n[Service]\nExecStart={bin}/cli-poke --not-due-ok\n"
+                        ),
+                    );
                 }
             } else {
                 for p in shipped {
@@ -282,7 +293,9 @@ impl Run {
 }
 
 pub(crate) fn run(mut cmd: Command, input: Option<&str>) -> Run {
-    cmd.stdin(if input.is_some() { Stdio::piped() } else { Stdio::null() }).stdout(Stdio::piped()).stderr(Stdio::piped());
+    cmd.stdin(if input.is_some() { Stdio::piped() } else { Stdio::null() })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
     let mut child = cmd.spawn().expect("spawn");
     if let Some(text) = input {
         use std::io::Write as _;
