@@ -26,33 +26,46 @@ pub fn repo_root() -> &'static Path {
 pub fn bin_dir() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
-        // This test binary is <target>/<profile>/deps/<name>.
-        let exe = std::env::current_exe().expect("own path");
-        let profile_dir = exe.parent().and_then(Path::parent).expect("test binary in <target>/<profile>/deps");
-        let target_dir = profile_dir.parent().expect("profile dir in the target dir");
-        let profile = profile_dir.file_name().and_then(|n| n.to_str()).expect("profile name");
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        let mut cmd = Command::new(cargo);
-        cmd.args(["build", "--quiet", "--target-dir"]).arg(target_dir).current_dir(repo_root());
-        for package in TOOLS.iter().chain(&["claude-stand-in"]) {
-            cmd.args(["-p", package]);
-        }
-        match profile {
-            "debug" => {}
-            "release" => {
-                cmd.arg("--release");
-            }
-            other => {
-                cmd.args(["--profile", other]);
-            }
-        }
-        let status = cmd.status().expect("cargo runs");
-        assert!(status.success(), "building the tools failed");
+        let packages: Vec<&str> = TOOLS.iter().copied().chain(["claude-stand-in"]).collect();
+        let dir = build_workspace_packages(&packages);
         for bin in TOOLS.iter().chain(&["claude"]) {
-            assert!(profile_dir.join(bin).is_file(), "{bin} was not built in {}", profile_dir.display());
+            assert!(dir.join(bin).is_file(), "{bin} was not built in {}", dir.display());
         }
-        profile_dir.to_path_buf()
+        dir
     })
+}
+
+/// Builds the binaries of the given workspace packages into the calling test binary's own
+/// target directory and profile (cargo hands a test only its own package's binaries) and
+/// returns that profile directory, where they now are.
+///
+/// # Panics
+/// When cargo cannot run or the build fails.
+#[must_use]
+pub fn build_workspace_packages(packages: &[&str]) -> PathBuf {
+    // This test binary is <target>/<profile>/deps/<name>.
+    let exe = std::env::current_exe().expect("own path");
+    let profile_dir = exe.parent().and_then(Path::parent).expect("test binary in <target>/<profile>/deps");
+    let target_dir = profile_dir.parent().expect("profile dir in the target dir");
+    let profile = profile_dir.file_name().and_then(|n| n.to_str()).expect("profile name");
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut cmd = Command::new(cargo);
+    cmd.args(["build", "--quiet", "--bins", "--target-dir"]).arg(target_dir).current_dir(repo_root());
+    for package in packages {
+        cmd.args(["-p", package]);
+    }
+    match profile {
+        "debug" => {}
+        "release" => {
+            cmd.arg("--release");
+        }
+        other => {
+            cmd.args(["--profile", other]);
+        }
+    }
+    let status = cmd.status().expect("cargo runs");
+    assert!(status.success(), "building {packages:?} failed");
+    profile_dir.to_path_buf()
 }
 
 /// The fingerprint the tools print for a token: the first 8 hex digits of its SHA-256.

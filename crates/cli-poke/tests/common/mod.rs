@@ -25,31 +25,9 @@ pub fn cred_sync() -> &'static Path {
     BIN.get_or_init(|| workspace_bin("cred-sync", "cred-sync"))
 }
 
-/// Builds binary `bin` of workspace package `package` into this test binary's own target
-/// directory and profile (a test gets only its own package's binaries from cargo) and returns it.
+/// Builds binary `bin` of workspace package `package` next to this test binary and returns it.
 fn workspace_bin(package: &str, bin: &str) -> PathBuf {
-    // This test binary is <target>/<profile>/deps/<name>.
-    let exe = std::env::current_exe().unwrap();
-    let profile_dir = exe.parent().and_then(Path::parent).expect("test binary in <target>/<profile>/deps");
-    let target_dir = profile_dir.parent().expect("profile dir in the target dir");
-    let profile = profile_dir.file_name().unwrap().to_str().unwrap();
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let mut cmd = Command::new(cargo);
-    cmd.args(["build", "--quiet", "-p", package, "--bin", bin, "--target-dir"])
-        .arg(target_dir)
-        .current_dir(env!("CARGO_MANIFEST_DIR"));
-    match profile {
-        "debug" => {}
-        "release" => {
-            cmd.arg("--release");
-        }
-        other => {
-            cmd.args(["--profile", other]);
-        }
-    }
-    let status = cmd.status().expect("cargo runs");
-    assert!(status.success(), "building {package}'s {bin} failed");
-    let path = profile_dir.join(bin);
+    let path = keeper_install_tests::build_workspace_packages(&[package]).join(bin);
     assert!(path.is_file(), "{} was not built", path.display());
     path
 }
