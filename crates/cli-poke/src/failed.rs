@@ -5,6 +5,7 @@
 //! message names the unit, the host and the REAUTH flag when it is raised, never a token.
 
 use keeper_core::log::{Level, log};
+use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -62,10 +63,11 @@ impl Report {
             if self.user_unit { " --user" } else { "" }
         );
         if self.reauth_flag.exists() {
-            text.push_str(&format!(
+            let _ = write!(
+                text,
                 " The REAUTH flag {} is raised: a human must run `claude auth login`.",
                 self.reauth_flag.display()
-            ));
+            );
         }
         text
     }
