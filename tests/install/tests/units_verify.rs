@@ -63,7 +63,7 @@ fn staged_system_set() -> (tempfile::TempDir, Vec<PathBuf>) {
 }
 
 /// The user set installed as setup.sh does: units in ~/.config/systemd/user, tools in
-/// ~/.local/bin, in a temporary HOME; and an XDG_RUNTIME_DIR (0700) for `--user`.
+/// ~/.local/bin, in a temporary HOME; and an `XDG_RUNTIME_DIR` (0700) for `--user`.
 fn staged_user_set() -> (tempfile::TempDir, Vec<PathBuf>) {
     let home = tempfile::tempdir().unwrap();
     systemd::install_tools(&home.path().join(".local/bin"), false);
@@ -226,7 +226,7 @@ fn keys_that_matter() {
         assert_eq!(get(notify, "Unit", "OnFailure"), None, "no failure loop");
 
         for (name, keys) in &units {
-            if name.ends_with(".timer") {
+            if Path::new(name).extension().is_some_and(|x| x == "timer") {
                 continue;
             }
             let service = |k: &str| get(keys, "Service", k);
