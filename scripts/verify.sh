@@ -177,6 +177,11 @@ for unit in $units; do
     case "$unit" in
         *.timer)
             next=$(unit_prop "$unit" NextElapseUSecRealtime)
+            if [ -z "$next" ] || [ "$next" = n/a ]; then
+                # A monotonic timer (OnUnitActiveSec=…): time since boot.
+                next=$(unit_prop "$unit" NextElapseUSecMonotonic)
+                case "$next" in "" | 0 | infinity) next="" ;; *) next="$next after boot" ;; esac
+            fi
             if [ "$state" = active ] && [ -n "$next" ] && [ "$next" != n/a ]; then
                 row "unit $unit" ok "active, next: $next"
             else
@@ -307,15 +312,16 @@ empty_fp=$(printf '' | sha256sum | cut -c1-8)
 if [ ${#env_targets[@]} -eq 0 ]; then
     row "gateway token" skip "no dotenv or systemd-dropin target: the gateway does not take the token from its environment"
 else
-    # The expected token: the environment file's (a drop-in or .env), falling back to the source's.
-    want=""
-    for path in "${env_targets[@]}"; do
-        path=${path/#\~/$HOME}
-        line=$("$token_expiry" --config "$config" --json "$path" 2>/dev/null | head -n 1 || true)
-        want=$(fp_of "$(jstr "$line" fingerprint)")
-        [ -n "$want" ] && break
-    done
-    want=${want:-$(fp_of "$expected_fp")}
+    # The expected token: the source's (refresh mode); in setup-token mode the environment file's.
+    want=$(fp_of "$expected_fp")
+    if [ -z "$want" ]; then
+        for path in "${env_targets[@]}"; do
+            path=${path/#\~/$HOME}
+            line=$("$token_expiry" --config "$config" --json "$path" 2>/dev/null | head -n 1 || true)
+            want=$(fp_of "$(jstr "$line" fingerprint)")
+            [ -n "$want" ] && break
+        done
+    fi
     have=""
     where=""
     case "$gateway" in
