@@ -173,7 +173,9 @@ fn webhook() -> (String, Arc<Mutex<Vec<String>>>) {
                 if let Some((head, body)) = text.split_once("\r\n\r\n") {
                     let len = head
                         .lines()
-                        .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().to_owned()))
+                        .find_map(|l| {
+                            l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().to_owned())
+                        })
                         .and_then(|v| v.parse::<usize>().ok())
                         .unwrap_or(0);
                     if body.len() >= len {
@@ -279,13 +281,13 @@ fn test_dropins(i: &Install, unsupported: &[&str]) {
             ),
         );
         if !unsupported.is_empty() {
-            let off = SANDBOXING
-                .iter()
-                .filter(|(k, _, _)| unsupported.contains(k))
-                .fold("[Service]\n".to_owned(), |mut s, (k, _, off)| {
+            let off = SANDBOXING.iter().filter(|(k, _, _)| unsupported.contains(k)).fold(
+                "[Service]\n".to_owned(),
+                |mut s, (k, _, off)| {
                     let _ = writeln!(s, "{k}={off}");
                     s
-                });
+                },
+            );
             write(&i.unit_dir.join(format!("{unit}.d/99-test-sandbox.conf")), &off);
         }
     }
@@ -449,7 +451,8 @@ fn user_units_keep_the_gateway_current_end_to_end() {
     let _ = mgr.systemctl_ok(&["daemon-reload"]);
     i.write_creds(&fake_token("oat"), &fake_token("ort"), now_ms() + 2 * 60_000);
     let notify_log = i.logs.join("openclaw-keeper-notify.log");
-    let expected = "openclaw-keeper-refresh.service failed; its log: journalctl --user-unit openclaw-keeper-refresh.service";
+    let expected =
+        "openclaw-keeper-refresh.service failed; its log: journalctl --user-unit openclaw-keeper-refresh.service";
     wait_for("notify@ logged the failed refresh", &i, Duration::from_secs(30), || {
         fs::read_to_string(&notify_log).is_ok_and(|t| t.contains(expected))
     });
