@@ -350,60 +350,66 @@ fn user_units_keep_the_gateway_current_end_to_end() {
         return;
     }
     let root = systemd::service_visible_tempdir("user-systemd-");
-    let i = Install::new(root.path());
-    fs::create_dir_all(&i.work).unwrap();
+    let inst = Install::new(root.path());
+    fs::create_dir_all(&inst.work).unwrap();
     let (notify_url, posts) = webhook();
-    install_like_setup(&i, &notify_url);
-    let (a, r) = (fake_token("oat"), fake_token("ort"));
-    i.write_creds(&a, &r, now_ms() + 3_600_000);
+    install_like_setup(&inst, &notify_url);
+    let (first, refresh) = (fake_token("oat"), fake_token("ort"));
+    inst.write_creds(&first, &refresh, now_ms() + 3_600_000);
 
-    let mut mgr = match UserManager::start(&i.home, &i.work) {
+    let mut mgr = match UserManager::start(&inst.home, &inst.work) {
         Ok(m) => m,
         Err(why) => {
             systemd::skip(&format!("the user manager did not start: {why}"));
             return;
         }
     };
-    let unsupported = unsupported_sandboxing(&mgr, &i);
+    let unsupported = unsupported_sandboxing(&mgr, &inst);
     if !unsupported.is_empty() {
         eprintln!("note: this machine cannot apply {unsupported:?}; turned off for this test only");
     }
-    test_dropins(&i, &unsupported);
+    test_dropins(&inst, &unsupported);
     let _ = mgr.systemctl_ok(&["daemon-reload"]);
 
     // 1. The sync service copies the token into every target at start.
     let _ = mgr.systemctl_ok(&["enable", "--now", "openclaw-keeper-sync.service"]);
-    wait_for("every target holds the first token", &i, Duration::from_secs(20), || i.stale_targets(&a).is_empty());
+    wait_for("every target holds the first token", &inst, Duration::from_secs(20), || {
+        inst.stale_targets(&first).is_empty()
+    });
     let _ = mgr.systemctl_ok(&["start", GATEWAY]);
-    wait_for("the gateway runs with the first token", &i, Duration::from_secs(20), || {
-        gateway_token(&mgr).is_some_and(|(_, fp)| fp == fingerprint(&a))
+    wait_for("the gateway runs with the first token", &inst, Duration::from_secs(20), || {
+        gateway_token(&mgr).is_some_and(|(_, fp)| fp == fingerprint(&first))
     });
     let (first_pid, _) = gateway_token(&mgr).unwrap();
 
     // 2. A new credentials file: every target updated, the gateway restarted with it.
-    let (b, r) = (fake_token("oat"), r);
-    i.write_creds(&b, &r, now_ms() + 2 * 3_600_000);
-    wait_for("every target holds the new token", &i, Duration::from_secs(20), || i.stale_targets(&b).is_empty());
-    wait_for("the restart hook gave the gateway the new token", &i, Duration::from_secs(20), || {
-        gateway_token(&mgr).is_some_and(|(pid, fp)| pid != first_pid && fp == fingerprint(&b))
+    let (second, refresh) = (fake_token("oat"), refresh);
+    inst.write_creds(&second, &refresh, now_ms() + 2 * 3_600_000);
+    wait_for("every target holds the new token", &inst, Duration::from_secs(20), || {
+        inst.stale_targets(&second).is_empty()
+    });
+    wait_for("the restart hook gave the gateway the new token", &inst, Duration::from_secs(20), || {
+        gateway_token(&mgr).is_some_and(|(pid, fp)| pid != first_pid && fp == fingerprint(&second))
     });
 
     // 3. The refresh timer pokes the CLI; inside its window the CLI refreshes, and the new token
     //    goes everywhere.
-    let c = fake_token("oat");
-    i.write_creds(&c, &r, now_ms() + 3 * 60_000);
+    let near_expiry = fake_token("oat");
+    inst.write_creds(&near_expiry, &refresh, now_ms() + 3 * 60_000);
     let _ = mgr.systemctl_ok(&["enable", "--now", "openclaw-keeper-refresh.timer"]);
-    wait_for("the refresh timer made the CLI refresh", &i, Duration::from_secs(30), || {
-        i.current_creds().is_some_and(|(t, exp)| t != c && t != b && exp > now_ms() + 3_600_000)
+    wait_for("the refresh timer made the CLI refresh", &inst, Duration::from_secs(30), || {
+        inst.current_creds().is_some_and(|(t, exp)| t != near_expiry && t != second && exp > now_ms() + 3_600_000)
     });
-    let (d, _) = i.current_creds().unwrap();
-    wait_for("every target holds the refreshed token", &i, Duration::from_secs(20), || i.stale_targets(&d).is_empty());
-    wait_for("the gateway holds the refreshed token", &i, Duration::from_secs(20), || {
-        gateway_token(&mgr).is_some_and(|(_, fp)| fp == fingerprint(&d))
+    let (refreshed, _) = inst.current_creds().unwrap();
+    wait_for("every target holds the refreshed token", &inst, Duration::from_secs(20), || {
+        inst.stale_targets(&refreshed).is_empty()
     });
-    let calls = fs::read_to_string(&i.calls).unwrap_or_default();
+    wait_for("the gateway holds the refreshed token", &inst, Duration::from_secs(20), || {
+        gateway_token(&mgr).is_some_and(|(_, fp)| fp == fingerprint(&refreshed))
+    });
+    let calls = fs::read_to_string(&inst.calls).unwrap_or_default();
     assert!(calls.lines().count() >= 1, "the stand-in CLI was run:\n{calls}");
-    let refresh_log = fs::read_to_string(i.logs.join("openclaw-keeper-refresh.log")).unwrap_or_default();
+    let refresh_log = fs::read_to_string(inst.logs.join("openclaw-keeper-refresh.log")).unwrap_or_default();
     assert!(refresh_log.contains("refreshed:"), "{refresh_log}");
 
     // 4. verify.sh: all ok.
@@ -426,8 +432,8 @@ fn user_units_keep_the_gateway_current_end_to_end() {
     // 5. Break it: the sync service stopped and the credentials changed behind its back (a new
     //    login: it expires later than the copies, or cred-sync would refuse the downgrade).
     let _ = mgr.systemctl_ok(&["stop", "openclaw-keeper-sync.service"]);
-    let e = fake_token("oat");
-    i.write_creds(&e, &r, now_ms() + 9 * 3_600_000);
+    let relogin = fake_token("oat");
+    inst.write_creds(&relogin, &refresh, now_ms() + 9 * 3_600_000);
     let (code, table) = verify(&mgr);
     assert_eq!(code, 1, "{table}");
     assert_eq!(row_status(&table, "unit openclaw-keeper-sync.service"), Some("FAIL"), "{table}");
@@ -436,30 +442,32 @@ fn user_units_keep_the_gateway_current_end_to_end() {
     assert_eq!(row_status(&table, "token expiry"), Some("ok"), "{table}");
     // ... and heals when it runs again.
     let _ = mgr.systemctl_ok(&["start", "openclaw-keeper-sync.service"]);
-    wait_for("every target holds the token again", &i, Duration::from_secs(20), || i.stale_targets(&e).is_empty());
-    wait_for("the gateway holds the token again", &i, Duration::from_secs(20), || {
-        gateway_token(&mgr).is_some_and(|(_, fp)| fp == fingerprint(&e))
+    wait_for("every target holds the token again", &inst, Duration::from_secs(20), || {
+        inst.stale_targets(&relogin).is_empty()
+    });
+    wait_for("the gateway holds the token again", &inst, Duration::from_secs(20), || {
+        gateway_token(&mgr).is_some_and(|(_, fp)| fp == fingerprint(&relogin))
     });
     let (code, table) = verify(&mgr);
     assert_eq!(code, 0, "{table}");
 
     // 6. A dead refresh token: the refresh fails, notify@ reports it (log line and webhook).
     write(
-        &i.unit_dir.join("openclaw-keeper-refresh.service.d/95-test-dead.conf"),
+        &inst.unit_dir.join("openclaw-keeper-refresh.service.d/95-test-dead.conf"),
         "[Service]\nEnvironment=CLAUDE_STAND_IN_DEAD=1\n",
     );
     let _ = mgr.systemctl_ok(&["daemon-reload"]);
-    i.write_creds(&fake_token("oat"), &fake_token("ort"), now_ms() + 2 * 60_000);
-    let notify_log = i.logs.join("openclaw-keeper-notify.log");
+    inst.write_creds(&fake_token("oat"), &fake_token("ort"), now_ms() + 2 * 60_000);
+    let notify_log = inst.logs.join("openclaw-keeper-notify.log");
     let expected =
         "openclaw-keeper-refresh.service failed; its log: journalctl --user-unit openclaw-keeper-refresh.service";
-    wait_for("notify@ logged the failed refresh", &i, Duration::from_secs(30), || {
+    wait_for("notify@ logged the failed refresh", &inst, Duration::from_secs(30), || {
         fs::read_to_string(&notify_log).is_ok_and(|t| t.contains(expected))
     });
-    wait_for("notify@ posted the failure", &i, Duration::from_secs(10), || {
+    wait_for("notify@ posted the failure", &inst, Duration::from_secs(10), || {
         posts.lock().unwrap().iter().any(|p| p.contains("openclaw-keeper-refresh.service failed"))
     });
-    assert!(i.flag.exists(), "cli-poke raised the REAUTH flag");
+    assert!(inst.flag.exists(), "cli-poke raised the REAUTH flag");
     let (code, table) = verify(&mgr);
     assert_eq!(code, 1, "{table}");
     assert_eq!(row_status(&table, "REAUTH flag"), Some("FAIL"), "{table}");
@@ -472,8 +480,8 @@ fn user_units_keep_the_gateway_current_end_to_end() {
     assert!(leftovers.is_empty(), "processes left in the manager's cgroups: {leftovers:?}");
     assert!(!Path::new(&format!("/proc/{gateway_pid}")).exists(), "the gateway {gateway_pid} still runs");
 
-    // Nothing printed a token.
-    let logs = i.all_logs();
+    // Nothing printed first token.
+    let logs = inst.all_logs();
     assert!(!has_token_shape(&logs), "a token is in the logs");
     for post in posts.lock().unwrap().iter() {
         assert!(!has_token_shape(post), "a token was posted");

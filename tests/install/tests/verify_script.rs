@@ -1,6 +1,6 @@
 //! scripts/verify.sh without a service manager: usage, a staging root, a setup-token install's
 //! rows, and that no token reaches its output. The running-install rows are exercised on a real
-//! user manager in user_systemd.rs.
+//! user manager in `user_systemd.rs`.
 
 use keeper_install_tests::{fake_token, fingerprint, has_token_shape, repo_root, systemd};
 use std::fs;
@@ -80,7 +80,7 @@ fn staging_root_checks_files_only() {
 }
 
 /// Setup-token mode: no credentials file; the copies must agree, and the token's age is read
-/// from KEEPER_SETUP_TOKEN_EXPIRES_MS (warn under 30 days, FAIL once expired).
+/// from `KEEPER_SETUP_TOKEN_EXPIRES_MS` (warn under 30 days, FAIL once expired).
 #[test]
 fn setup_token_mode() {
     let home = tempfile::tempdir().unwrap();
