@@ -122,7 +122,8 @@ row config ok "$config (install: $(get KEEPER_INSTALL "$scope"), mode: $mode, ga
 
 # Which units setup enabled.
 units=$(get KEEPER_UNITS)
-if [ -z "$units" ]; then
+if [ -z "${cfg[KEEPER_UNITS]+set}" ]; then
+    # Not recorded: what setup enables by default.
     [ "$mode" = setup-token ] || units="openclaw-keeper-refresh.timer"
     units="$units $(get KEEPER_SYNC_UNIT openclaw-keeper-sync.service)"
 fi
@@ -338,6 +339,10 @@ else
             if [ -z "$container" ] && [ -n "$(get KEEPER_PROJECT_DIR)" ]; then
                 service=$(get KEEPER_SERVICES openclaw-gateway)
                 if docker compose version >/dev/null 2>&1; then compose=(docker compose); else compose=(docker-compose); fi
+                # The project as compose-recreate names it: -p, -f files (colon-separated).
+                [ -z "$(get KEEPER_COMPOSE_PROJECT)" ] || compose+=(-p "$(get KEEPER_COMPOSE_PROJECT)")
+                IFS=: read -r -a compose_files <<<"$(get KEEPER_COMPOSE_FILES)"
+                for file in "${compose_files[@]}"; do compose+=(-f "$file"); done
                 container=$(cd "$(get KEEPER_PROJECT_DIR)" 2>/dev/null && "${compose[@]}" ps -q "${service%% *}" 2>/dev/null | head -n 1) || container=""
             fi
             where="container ${container:-?}"
