@@ -358,3 +358,73 @@ impl Drop for UserManager {
         self.stop();
     }
 }
+
+/// The sandboxing settings the shipped units use (both sets), the value they set, and the value
+/// that turns each off.
+pub const SANDBOXING: [(&str, &str, &str); 19] = [
+    ("NoNewPrivileges", "yes", "no"),
+    ("ProtectSystem", "strict", "no"),
+    ("ProtectHome", "read-only", "no"),
+    ("PrivateTmp", "yes", "no"),
+    ("PrivateDevices", "yes", "no"),
+    ("PrivateIPC", "yes", "no"),
+    ("ProtectKernelTunables", "yes", "no"),
+    ("ProtectKernelModules", "yes", "no"),
+    ("ProtectKernelLogs", "yes", "no"),
+    ("ProtectControlGroups", "yes", "no"),
+    ("ProtectClock", "yes", "no"),
+    ("ProtectHostname", "yes", "no"),
+    ("ProtectProc", "invisible", "default"),
+    ("RestrictNamespaces", "yes", "no"),
+    ("RestrictRealtime", "yes", "no"),
+    ("RestrictSUIDSGID", "yes", "no"),
+    ("LockPersonality", "yes", "no"),
+    ("MemoryDenyWriteExecute", "yes", "no"),
+    ("CapabilityBoundingSet", "CAP_CHOWN CAP_DAC_OVERRIDE CAP_FOWNER", "~"),
+];
+
+impl UserManager {
+    /// The [`SANDBOXING`] settings this machine's kernel or container cannot apply, each tried
+    /// alone on a probe unit in `unit_dir` (sandboxes such as a container may refuse to remount
+    /// parts of /proc: `226/NAMESPACE`).
+    ///
+    /// # Panics
+    /// On I/O errors, or when daemon-reload fails.
+    #[must_use]
+    pub fn unsupported_sandboxing(&self, unit_dir: &Path) -> Vec<&'static str> {
+        fs::create_dir_all(unit_dir).expect("unit dir");
+        for (n, (key, on, _)) in SANDBOXING.iter().enumerate() {
+            fs::write(
+                unit_dir.join(format!("keeper-probe-{n}.service")),
+                format!("[Service]\nType=oneshot\nExecStart=/bin/true\n{key}={on}\n"),
+            )
+            .expect("probe unit");
+        }
+        let _ = self.systemctl_ok(&["daemon-reload"]);
+        let unsupported = SANDBOXING
+            .iter()
+            .enumerate()
+            .filter(|(n, _)| !self.systemctl(&["start", &format!("keeper-probe-{n}.service")]).status.success())
+            .map(|(_, (key, _, _))| *key)
+            .collect();
+        for n in 0..SANDBOXING.len() {
+            let _ = fs::remove_file(unit_dir.join(format!("keeper-probe-{n}.service")));
+        }
+        unsupported
+    }
+}
+
+/// A `[Service]` drop-in turning `unsupported` settings off (see
+/// [`UserManager::unsupported_sandboxing`]), or None when there are none.
+#[must_use]
+pub fn sandbox_off_dropin(unsupported: &[&str]) -> Option<String> {
+    (!unsupported.is_empty()).then(|| {
+        SANDBOXING.iter().filter(|(k, _, _)| unsupported.contains(k)).fold(
+            "# test only: this machine cannot apply these\n[Service]\n".to_owned(),
+            |mut s, (k, _, off)| {
+                let _ = writeln!(s, "{k}={off}");
+                s
+            },
+        )
+    })
+}

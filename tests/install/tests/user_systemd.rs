@@ -22,25 +22,6 @@ const KEEPER_SERVICES: [&str; 4] = [
     "openclaw-keeper-sync-once.service",
     "openclaw-keeper-notify@.service",
 ];
-/// Sandboxing settings of the user units, and the value that turns each off.
-const SANDBOXING: [(&str, &str, &str); 16] = [
-    ("NoNewPrivileges", "yes", "no"),
-    ("ProtectSystem", "strict", "no"),
-    ("ProtectHome", "read-only", "no"),
-    ("PrivateTmp", "yes", "no"),
-    ("PrivateDevices", "yes", "no"),
-    ("ProtectKernelTunables", "yes", "no"),
-    ("ProtectKernelModules", "yes", "no"),
-    ("ProtectKernelLogs", "yes", "no"),
-    ("ProtectControlGroups", "yes", "no"),
-    ("ProtectClock", "yes", "no"),
-    ("ProtectHostname", "yes", "no"),
-    ("RestrictNamespaces", "yes", "no"),
-    ("RestrictRealtime", "yes", "no"),
-    ("RestrictSUIDSGID", "yes", "no"),
-    ("LockPersonality", "yes", "no"),
-    ("MemoryDenyWriteExecute", "yes", "no"),
-];
 
 fn now_ms() -> i64 {
     i64::try_from(SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis()).unwrap()
@@ -280,14 +261,7 @@ fn test_dropins(i: &Install, unsupported: &[&str]) {
                 i.logs.display()
             ),
         );
-        if !unsupported.is_empty() {
-            let off = SANDBOXING.iter().filter(|(k, _, _)| unsupported.contains(k)).fold(
-                "[Service]\n".to_owned(),
-                |mut s, (k, _, off)| {
-                    let _ = writeln!(s, "{k}={off}");
-                    s
-                },
-            );
+        if let Some(off) = systemd::sandbox_off_dropin(unsupported) {
             write(&i.unit_dir.join(format!("{unit}.d/99-test-sandbox.conf")), &off);
         }
     }
@@ -300,28 +274,6 @@ fn test_dropins(i: &Install, unsupported: &[&str]) {
         &i.home.join(".config/systemd/user.conf"),
         "[Manager]\nDefaultStandardOutput=inherit\nDefaultStandardError=inherit\n",
     );
-}
-
-/// The sandboxing settings this machine's kernel or container cannot apply (each tried alone on
-/// a probe unit). Sandboxes such as this one refuse to remount parts of /proc.
-fn unsupported_sandboxing(mgr: &UserManager, i: &Install) -> Vec<&'static str> {
-    for (n, (key, on, _)) in SANDBOXING.iter().enumerate() {
-        write(
-            &i.unit_dir.join(format!("keeper-probe-{n}.service")),
-            &format!("[Service]\nType=oneshot\nExecStart=/bin/true\n{key}={on}\n"),
-        );
-    }
-    let _ = mgr.systemctl_ok(&["daemon-reload"]);
-    let unsupported: Vec<&str> = SANDBOXING
-        .iter()
-        .enumerate()
-        .filter(|(n, _)| !mgr.systemctl(&["start", &format!("keeper-probe-{n}.service")]).status.success())
-        .map(|(_, (key, _, _))| *key)
-        .collect();
-    for n in 0..SANDBOXING.len() {
-        let _ = fs::remove_file(i.unit_dir.join(format!("keeper-probe-{n}.service")));
-    }
-    unsupported
 }
 
 /// scripts/verify.sh --user against this install: (exit code, output).
@@ -364,7 +316,7 @@ fn user_units_keep_the_gateway_current_end_to_end() {
             return;
         }
     };
-    let unsupported = unsupported_sandboxing(&mgr, &inst);
+    let unsupported = mgr.unsupported_sandboxing(&inst.unit_dir);
     if !unsupported.is_empty() {
         eprintln!("note: this machine cannot apply {unsupported:?}; turned off for this test only");
     }
