@@ -129,3 +129,57 @@ fn setup_token_mode() {
     assert_eq!(text.lines().filter(|l| l.starts_with("copy ") && l.contains("| FAIL |")).count(), 1, "{text}");
     assert!(!has_token_shape(&text), "{text}");
 }
+
+/// The `openclaw models status` row against the real SQLite-era OpenClaw
+/// (`KEEPER_OPENCLAW_SQLITE`, installed by scripts/install-openclaw-for-tests.sh): ok with a pasted
+/// token; FAIL with `AUTH_PROFILE_MIGRATION_REQUIRED` when a retired `auth-profiles.json` sits
+/// beside the store.
+#[test]
+fn openclaw_models_status_row_with_the_real_openclaw() {
+    let Some(program) = std::env::var_os("KEEPER_OPENCLAW_SQLITE").filter(|p| !p.is_empty()) else {
+        assert!(
+            std::env::var_os("KEEPER_REQUIRE_OPENCLAW").is_none_or(|v| v != "1"),
+            "KEEPER_REQUIRE_OPENCLAW=1 but KEEPER_OPENCLAW_SQLITE is not set"
+        );
+        eprintln!("SKIPPED: KEEPER_OPENCLAW_SQLITE is not set (scripts/install-openclaw-for-tests.sh)");
+        return;
+    };
+    let home = tempfile::tempdir().unwrap();
+    let h = home.path();
+    let token = fake_token("oat");
+    let mut paste = Command::new(&program)
+        .args(["models", "auth", "paste-token", "--provider", "anthropic", "--expires-in", "8h"])
+        .env_clear()
+        .env("HOME", h)
+        .env("PATH", "/usr/bin:/bin")
+        .env("NO_COLOR", "1")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(&mut paste.stdin.take().unwrap(), token.as_bytes()).unwrap();
+    assert!(paste.wait().unwrap().success(), "paste-token");
+    let config = h.join(".config/openclaw-oauth-keeper/keeper.env");
+    fs::create_dir_all(config.parent().unwrap()).unwrap();
+    fs::write(
+        &config,
+        format!(
+            "KEEPER_INSTALL=user\nKEEPER_GATEWAY=user-unit\nKEEPER_OPENCLAW_GENERATION=sqlite\nKEEPER_UNITS=\n\
+             KEEPER_TO=openclaw-paste\nKEEPER_OPENCLAW_CMD={}\n",
+            Path::new(&program).display()
+        ),
+    )
+    .unwrap();
+    let (_, text) = verify(h, &["--user"]);
+    assert_eq!(row_status(&text, "openclaw models status"), Some("ok"), "{text}");
+    assert!(!has_token_shape(&text), "{text}");
+
+    let retired = h.join(".openclaw/agents/main/agent/auth-profiles.json");
+    fs::create_dir_all(retired.parent().unwrap()).unwrap();
+    fs::write(&retired, r#"{"version":1,"profiles":{}}"#).unwrap();
+    let (code, text) = verify(h, &["--user"]);
+    assert_eq!(code, 1, "{text}");
+    assert_eq!(row_status(&text, "openclaw models status"), Some("FAIL"), "{text}");
+    assert!(text.contains("AUTH_PROFILE_MIGRATION_REQUIRED"), "{text}");
+}
