@@ -235,8 +235,7 @@ fn keys_that_matter() {
             assert_eq!(service("NoNewPrivileges"), Some("yes"), "{set} {name}");
             assert_eq!(service("ProtectSystem"), Some("strict"), "{set} {name}");
             assert_eq!(service("PrivateTmp"), Some("yes"), "{set} {name}");
-            let home = if set == "system" && name.starts_with("openclaw-keeper-notify") { "yes" } else { "read-only" };
-            assert_eq!(service("ProtectHome"), Some(home), "{set} {name}");
+            assert_eq!(service("ProtectHome"), Some("read-only"), "{set} {name}");
             let filters = keys.get(&("Service".to_owned(), "SystemCallFilter".to_owned()));
             assert_eq!(filters.and_then(|f| f.first()).map(String::as_str), Some("@system-service"), "{set} {name}");
             let exec = service("ExecStart").unwrap();
