@@ -11,6 +11,7 @@
 
 mod command;
 mod creds;
+mod failed;
 mod lockdir;
 mod notify;
 mod process;
@@ -44,6 +45,8 @@ pub const EXIT_REAUTH: u8 = 3;
 pub const EXIT_CREDENTIALS: u8 = 4;
 /// The CLI could not be run: not found, not executable, container not running, timed out.
 pub const EXIT_CLI: u8 = 5;
+/// `--notify-failed`: posting to the webhook failed.
+pub const EXIT_POST_FAILED: u8 = failed::EXIT_POST_FAILED;
 
 const AFTER_HELP: &str = "\
 Exit status:
@@ -61,6 +64,12 @@ Exit status:
       file belongs to another user (host mode), or it did not finish within --timeout (its
       whole process group was killed)
   64  usage error
+
+With --notify-failed UNIT (the keeper's OnFailure= units run it; no poke, no credentials read):
+  0   the failure was logged, and posted to --notify-url when one is set (or not posted because
+      this unit's failure was posted within --notify-every)
+  6   posting to --notify-url failed (logged; the next failure tries again)
+  64  usage error (UNIT is not a unit name)
 
 A systemd timer unit should run `cli-poke --not-due-ok` (or set SuccessExitStatus=1), so that a
 run outside the window does not show as failed.
@@ -195,6 +204,31 @@ struct Options {
     )]
     notify_url: Option<String>,
 
+    /// Report that systemd unit UNIT failed, instead of poking: log an error naming it and where
+    /// its log is, and post to --notify-url
+    ///
+    /// For openclaw-keeper-notify@.service, the OnFailure= target of the keeper's units. Reads no
+    /// credentials. No environment variable: set in the config file it would turn every run
+    /// into a report.
+    #[arg(long, value_name = "UNIT", help_heading = "Failure reports")]
+    notify_failed: Option<String>,
+
+    /// With --notify-failed: UNIT belongs to the user's service manager (the hint says
+    /// `journalctl --user-unit`)
+    #[arg(long, requires = "notify_failed", help_heading = "Failure reports")]
+    user_unit: bool,
+
+    /// With --notify-failed: post about the same unit at most once per this long (the log line
+    /// is written every time)
+    #[arg(long, value_name = "DURATION", env = "KEEPER_NOTIFY_EVERY", help_heading = "Failure reports")]
+    #[arg(default_value = "1h", value_parser = humantime::parse_duration)]
+    notify_every: Duration,
+
+    /// Where --notify-failed remembers when it last posted each unit's failure [default:
+    /// /var/lib/openclaw-oauth-keeper for root, else $XDG_STATE_HOME/openclaw-oauth-keeper]
+    #[arg(long, value_name = "DIR", env = "KEEPER_STATE_DIR", help_heading = "Failure reports")]
+    state_dir: Option<PathBuf>,
+
     #[command(flatten)]
     config: keeper_core::config::ConfigArg,
 }
@@ -307,6 +341,9 @@ pub fn main() -> ExitCode {
             _ => {}
         }
     }
+    if let Some(unit) = cli.notify_failed.take() {
+        return notify_failed(cli, unit);
+    }
     match Settings::from_cli(cli) {
         Ok(settings) => ExitCode::from(poke(&settings)),
         Err(message) => {
@@ -314,6 +351,34 @@ pub fn main() -> ExitCode {
             keeper_core::clap_exit(&err)
         }
     }
+}
+
+/// `--notify-failed UNIT`: report a failed unit.
+fn notify_failed(cli: Options, unit: String) -> ExitCode {
+    let usage = |message: String| {
+        let err = Options::command().error(clap::error::ErrorKind::ValueValidation, message);
+        keeper_core::clap_exit(&err)
+    };
+    if !failed::valid_unit_name(&unit) {
+        return usage(format!("--notify-failed: {unit:?} is not a systemd unit name"));
+    }
+    let notify_url = cli.notify_url.filter(|u| !u.is_empty());
+    if let Some(url) = &notify_url {
+        let lower = url.to_ascii_lowercase();
+        if !lower.starts_with("http://") && !lower.starts_with("https://") {
+            return usage("--notify-url must start with http:// or https://".into());
+        }
+    }
+    let openclaw_dir = cli.openclaw_dir.unwrap_or_else(|| keeper_core::paths::home().join(".openclaw"));
+    let report = failed::Report {
+        unit,
+        user_unit: cli.user_unit,
+        notify_url,
+        every: cli.notify_every,
+        state_dir: cli.state_dir.unwrap_or_else(keeper_core::paths::state_dir),
+        reauth_flag: cli.reauth_flag.unwrap_or_else(|| openclaw_dir.join("REAUTH_NEEDED")),
+    };
+    ExitCode::from(report.run(keeper_core::clock::now_ms()))
 }
 
 /// Whether `--flag` or `--flag=…` is among the arguments (before any `--`).

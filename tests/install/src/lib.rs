@@ -8,6 +8,10 @@ use std::sync::OnceLock;
 
 use sha2::{Digest, Sha256};
 
+// --- systemd: the unit files, systemd-analyze and a private user manager (units helper) ---
+pub mod systemd;
+// --- end systemd ---
+
 /// The tools `scripts/setup.sh` installs.
 pub const TOOLS: [&str; 4] = ["token-expiry", "cred-sync", "cli-poke", "compose-recreate"];
 
