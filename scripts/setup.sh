@@ -1313,7 +1313,22 @@ fi
 if $run_verify && [ -z "$R" ]; then
     if [ -x "$repo/scripts/verify.sh" ]; then
         step "verify (scripts/verify.sh)"
-        if ! "$repo/scripts/verify.sh" "--$install_set" --config "$config"; then final=3; fi
+        # The units just started (and the CLI test just rotated the token): the sync service may
+        # still be copying it or restarting the gateway, which takes as long as the gateway needs
+        # to stop. Give it up to a minute to settle; only the last table is shown.
+        deadline=$SECONDS
+        if ((${#enabled_now[@]})); then
+            deadline=$((SECONDS + 60))
+            say "  (waiting up to 60 s for the services to settle)"
+        fi
+        while true; do
+            verify_status=0
+            "$repo/scripts/verify.sh" "--$install_set" --config "$config" >"$work/verify.out" 2>&1 || verify_status=$?
+            if [ "$verify_status" -eq 0 ] || [ "$SECONDS" -ge "$deadline" ]; then break; fi
+            sleep 1
+        done
+        cat "$work/verify.out"
+        [ "$verify_status" -eq 0 ] || final=3
     else
         say "scripts/verify.sh is not there: verify skipped"
     fi
