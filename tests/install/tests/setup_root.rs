@@ -650,3 +650,45 @@ fn env_file_is_recognised_before_the_env_holds_the_token() {
     assert_eq!(cfg["KEEPER_SYNC_UNIT"], "openclaw-keeper-sync-compose.service");
     assert!(cfg["KEEPER_TO"].ends_with(&format!("dotenv:{}/.env", f.compose_dir().display())), "{cfg:#?}");
 }
+
+/// Regression: setup wrote KEEPER_STATE_DIR into keeper.env, which (EnvironmentFile= overrides
+/// Environment=) replaced the units' `%S/openclaw-oauth-keeper` — the one state path their
+/// StateDirectory= makes writable under ProtectSystem=strict — with the path setup's own shell
+/// computed; and the system sync-once service never recreated the gateway because setup wrote no
+/// KEEPER_RECREATE=yes for a compose file that passes the token.
+#[test]
+fn regression_the_config_overrode_the_units_state_dir_and_never_enabled_recreation() {
+    let f = Fixture::new(Gateway::Docker { passes_var: true }, Era::Json);
+    f.setup_root(&["--sync", "once"]).assert_code(0);
+    let cfg = f.config(Path::new(SYSTEM_CONFIG));
+    assert!(!cfg.contains_key("KEEPER_STATE_DIR"), "{cfg:#?}");
+    assert_eq!(cfg["KEEPER_RECREATE"], "yes");
+    assert_eq!(cfg["KEEPER_SYNC_UNIT"], "openclaw-keeper-sync-once.timer");
+    let unit = read(&f.staged(Path::new("/etc/systemd/system/openclaw-keeper-sync-once.service")));
+    assert!(unit.contains("KEEPER_RECREATE"), "the unit reads the key setup writes");
+    // sync-once recreates: it writes the compose project too (systemd/README.md rule 3).
+    let oc = f.openclaw_dir();
+    assert_paths_dropin(
+        &f,
+        Path::new(SYSTEM_UNIT_DIR),
+        "openclaw-keeper-sync-once.service",
+        &[oc.join("credentials"), oc.join("agents"), f.compose_dir()],
+    );
+}
+
+/// Regression: a missing target directory (OpenClaw's `credentials/` before the first
+/// `oauth.json`) was named only in a `ReadWritePaths=-` line, which systemd drops for a missing
+/// directory, so the sync service's first write into it failed on a read-only file system.
+#[test]
+fn regression_a_missing_target_directory_stayed_read_only_for_the_sync_service() {
+    let f = Fixture::new(Gateway::Docker { passes_var: false }, Era::Json);
+    let credentials_dir = f.openclaw_dir().join("credentials");
+    assert!(!credentials_dir.exists());
+    let run = f.setup_root(&[]);
+    run.assert_code(0);
+    assert!(run.stdout.contains("create the directories the services write"), "{}", run.stdout);
+    assert!(f.staged(&credentials_dir).is_dir());
+    assert_eq!(mode(&f.staged(&credentials_dir)), 0o700, "it will hold a token");
+    let listed = manifest(&f, Path::new(SYSTEM_MANIFEST));
+    assert!(!listed.contains(&credentials_dir), "it holds the user's credentials: not setup's to remove");
+}
