@@ -60,7 +60,7 @@ fn a_failing_cli_test_exits_3_and_keeps_the_install() {
 
 /// Regression: with `--prefix` the tools are off the default `~/.local/bin` and off PATH, and
 /// verify.sh (run on its own) could not find them: "token expiry | FAIL | token-expiry gave no
-/// answer". setup now records KEEPER_BIN_DIR and verify.sh looks there first.
+/// answer". setup now records `KEEPER_BIN_DIR` and verify.sh looks there first.
 #[test]
 fn regression_verify_did_not_find_the_tools_installed_under_a_prefix() {
     let f = Fixture::new(Gateway::UserUnit, Era::Json);

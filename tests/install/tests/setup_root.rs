@@ -651,11 +651,11 @@ fn env_file_is_recognised_before_the_env_holds_the_token() {
     assert!(cfg["KEEPER_TO"].ends_with(&format!("dotenv:{}/.env", f.compose_dir().display())), "{cfg:#?}");
 }
 
-/// Regression: setup wrote KEEPER_STATE_DIR into keeper.env, which (EnvironmentFile= overrides
-/// Environment=) replaced the units' `%S/openclaw-oauth-keeper` — the one state path their
-/// StateDirectory= makes writable under ProtectSystem=strict — with the path setup's own shell
+/// Regression: setup wrote `KEEPER_STATE_DIR` into keeper.env, which (`EnvironmentFile=` overrides
+/// `Environment=`) replaced the units' `%S/openclaw-oauth-keeper` — the one state path their
+/// `StateDirectory=` makes writable under `ProtectSystem=strict` — with the path setup's own shell
 /// computed; and the system sync-once service never recreated the gateway because setup wrote no
-/// KEEPER_RECREATE=yes for a compose file that passes the token.
+/// `KEEPER_RECREATE=yes` for a compose file that passes the token.
 #[test]
 fn regression_the_config_overrode_the_units_state_dir_and_never_enabled_recreation() {
     let f = Fixture::new(Gateway::Docker { passes_var: true }, Era::Json);
