@@ -69,6 +69,8 @@ What to install:
   --sync watch|once       sync by inotify (a long-running watcher) or by a timer [default: watch
                           when inotify is available]
   --notify-url URL        webhook told when a human must log in again (KEEPER_NOTIFY_URL)
+  --notify-every DURATION at most one post per failing unit per DURATION (KEEPER_NOTIFY_EVERY)
+                          [default: cli-poke's, 1h]
   --no-enable             install the units but do not enable or start them (nor restart the
                           gateway in setup-token mode)
   --no-verify             do not run scripts/verify.sh at the end
@@ -119,7 +121,7 @@ usage_error() {
 yes=false dry_run=false root='' install_set='' uninstall=false
 gateway='' compose_dir='' service=openclaw-gateway gateway_unit='' openclaw_dir='' generation=''
 openclaw_cmd='' credentials='' cli_path='' cli_container='' base_url_override=''
-cli_test='' prefix='' bin_dir='' units_src='' sync_kind='' notify_url='' enable=true
+cli_test='' prefix='' bin_dir='' units_src='' sync_kind='' notify_url='' notify_every='' enable=true
 run_verify=true model_mode=auto fix_providers='' replace_old='' setup_token=false token_stdin=false
 
 need_value() { if [ $# -lt 2 ] || [ -z "$2" ]; then usage_error "$1 needs a value"; fi; }
@@ -153,6 +155,7 @@ while [ $# -gt 0 ]; do
         --units-dir) need_value "$@"; units_src=${2%/}; shift ;;
         --sync) need_value "$@"; sync_kind=$2; shift ;;
         --notify-url) need_value "$@"; notify_url=$2; shift ;;
+        --notify-every) need_value "$@"; notify_every=$2; shift ;;
         --no-enable) enable=false ;;
         --no-verify) run_verify=false ;;
         --model) need_value "$@"; model_mode=$2; shift ;;
@@ -312,6 +315,8 @@ make_dir() { # make_dir FINAL_DIR [MODE] [unlisted]: "unlisted" for a directory 
     while IFS= read -r d; do
         [ -n "$d" ] || continue
         mkdir -m "${2:-755}" "$R$d"
+        # A directory for a user's files (root setting up OpenClaw's): owned like its parent.
+        if [ "${3:-}" = unlisted ] && [ "$(id -u)" -eq 0 ]; then chown --reference="$(dirname "$R$d")" "$R$d"; fi
         created_paths+=("$d")
         [ "${3:-}" = unlisted ] || listed_paths+=("$d")
         say "  created $R$d/"
@@ -726,13 +731,11 @@ if [ "$install_set" = system ]; then
     default_bin=/usr/local/bin
     config_dir=$system_config_dir
     unit_dir=/etc/systemd/system
-    state_dir=/var/lib/openclaw-oauth-keeper
 else
     prefix=${prefix:-$HOME/.local}
     default_bin=$HOME/.local/bin
     config_dir=$user_config_dir
     unit_dir=$HOME/.config/systemd/user
-    state_dir=${XDG_STATE_HOME:-$HOME/.local/state}/openclaw-oauth-keeper
     systemctl_cmd=(systemctl --user)
 fi
 bin=$prefix/bin
@@ -805,6 +808,18 @@ else
     if [ "$generation" = sqlite ]; then targets+=(openclaw-paste)
     else targets+=("clear-stale:$profiles_glob"); fi
 fi
+
+# Recreation (system sync-once, KEEPER_RECREATE) and a paste-token run on the host (its state
+# directory must be writable for the sync services and named in the config).
+recreate=no
+[ "$mode" = refresh ] && [ "$gateway" = docker ] && [ "$compose_passes" = yes ] && recreate=yes
+paste_on_host=no
+for t in "${targets[@]}"; do
+    case "$t" in
+        openclaw-paste*)
+            case "$(basename "${keeper_openclaw_cmd%% *}")" in docker|docker-compose|podman) ;; *) paste_on_host=yes ;; esac ;;
+    esac
+done
 
 units_to_enable=()
 if [ "$mode" = refresh ]; then
@@ -1048,7 +1063,18 @@ quote_env() { # a value in EnvironmentFile syntax: double-quoted when it has bla
     [ -n "$keeper_openclaw_cmd" ] && say "KEEPER_OPENCLAW_CMD=$(quote_env "$keeper_openclaw_cmd")"
     [ -n "$exec_on_change" ] && say "KEEPER_EXEC_ON_CHANGE=$(quote_env "$exec_on_change")"
     [ -n "$notify_url" ] && say "KEEPER_NOTIFY_URL=$(quote_env "$notify_url")"
-    say "KEEPER_STATE_DIR=$(quote_env "$state_dir")"
+    [ -n "$notify_every" ] && say "KEEPER_NOTIFY_EVERY=$(quote_env "$notify_every")"
+    # No KEEPER_STATE_DIR: the units set it to their StateDirectory= (%S/openclaw-oauth-keeper),
+    # the one writable state path under ProtectSystem=strict, and an EnvironmentFile= value would
+    # override theirs; the tools' own default is the same directory when run by hand.
+    # Where the tools are (verify.sh looks there first: --prefix puts them off PATH).
+    say "KEEPER_BIN_DIR=$(quote_env "$bin")"
+    # The system sync-once service recreates the gateway container only when this says so: the
+    # same condition that picks openclaw-keeper-sync-compose.service.
+    [ "$recreate" = yes ] && say "KEEPER_RECREATE=yes"
+    # A user service's HOME comes from the password database, not from this shell: a host
+    # openclaw (paste-token) is told its state directory explicitly.
+    [ "$paste_on_host" = yes ] && say "OPENCLAW_STATE_DIR=$(quote_env "$openclaw_dir")"
     if [ "$mode" = setup-token ]; then
         say "KEEPER_SETUP_TOKEN_EXPIRES_MS=$(( ($(date +%s) + 365 * 86400) * 1000 ))"
         say "KEEPER_SYNC_UNIT="
@@ -1087,25 +1113,21 @@ if ((${#unit_files[@]})); then
         done
         if [ "$fixed" = "$p" ]; then dirname "$p"; else printf '%s\n' "$fixed"; fi
     }
-    refresh_paths=() sync_paths=()
-    if [ "$cli_mode" = host ]; then
-        # The CLI writes ~/.claude/, ~/.claude.json and its lock directory ~/.claude.lock.
-        cred_dir=$(dirname "$credentials")
-        refresh_paths+=("$(dirname "$cred_dir")")
-    else
-        # cli-poke --force rewrites the file under the lock directory beside the CLI's directory.
-        cred_dir=$(dirname "$credentials")
-        refresh_paths+=("$cred_dir" "$(dirname "$cred_dir")")
-    fi
-    refresh_paths+=("$openclaw_dir")
+    # systemd/README.md's rules. refresh: the directory holding the CLI's config directory
+    # (host mode: the CLI writes ~/.claude/, ~/.claude.json and ~/.claude.lock; --force takes the
+    # lock beside the config directory in either mode) and the REAUTH flag's directory.
+    refresh_paths=("$(dirname "$(dirname "$credentials")")" "$openclaw_dir")
+    # sync*: each target's directory (a glob's longest fixed prefix), OpenClaw's state directory
+    # for a paste-token run on the host; with recreation also the compose project and .env dirs.
+    sync_paths=()
     for t in "${targets[@]}"; do
         case "$t" in
-            openclaw-paste*) sync_paths+=("$openclaw_dir") ;;
-            *:*) p=${t#*:}; sync_paths+=("$(glob_dir "$p")") ;;
+            openclaw-paste*) [ "$paste_on_host" = yes ] && sync_paths+=("$openclaw_dir") ;;
+            *:*) sync_paths+=("$(glob_dir "${t#*:}")") ;;
         esac
     done
-    [ "$gateway" = docker ] && sync_paths+=("$compose_dir")
-    [ -n "$dropin_dir" ] && sync_paths+=("$dropin_dir")
+    recreate_paths=()
+    if [ "$recreate" = yes ]; then recreate_paths=("$compose_dir" "$(dirname "$compose_env")"); fi
     write_paths_dropin() { # UNIT PATH...
         local unit=$1 p seen=' '
         shift
@@ -1122,13 +1144,24 @@ if ((${#unit_files[@]})); then
         install_file "$work/paths.conf" "$unit_dir/$unit.d/50-keeper-paths.conf" 644
     }
     write_paths_dropin openclaw-keeper-refresh.service "${refresh_paths[@]}"
-    for u in openclaw-keeper-sync.service openclaw-keeper-sync-compose.service openclaw-keeper-sync-once.service; do
-        write_paths_dropin "$u" "${sync_paths[@]}"
+    write_paths_dropin openclaw-keeper-sync.service "${sync_paths[@]}"
+    write_paths_dropin openclaw-keeper-sync-compose.service "${sync_paths[@]}" "${recreate_paths[@]}"
+    write_paths_dropin openclaw-keeper-sync-once.service "${sync_paths[@]}" "${recreate_paths[@]}"
+
+    # A ReadWritePaths=- entry for a missing directory is dropped, so the first write into it
+    # would fail on a read-only file system: create them now. They hold the user's credentials
+    # once the services write there, so they are not in installed.list (uninstall leaves them).
+    missing_rw=()
+    for d in "${refresh_paths[@]}" "${sync_paths[@]}" "${recreate_paths[@]}"; do
+        [ -d "$d" ] || [ -d "$R$d" ] || case " ${missing_rw[*]} " in *" $d "*) ;; *) missing_rw+=("$d") ;; esac
     done
-fi
-if [ -n "$dropin_dir" ] && [ ! -d "$R$dropin_dir" ]; then
+    if ((${#missing_rw[@]})); then
+        step "create the directories the services write"
+        for d in "${missing_rw[@]}"; do make_dir "$d" 700 unlisted; done
+    fi
+elif [ -n "$dropin_dir" ] && [ ! -d "$R$dropin_dir" ]; then
     step "create the gateway's drop-in directory"
-    make_dir "$dropin_dir" 755
+    make_dir "$dropin_dir" 700 unlisted
 fi
 
 if ((${#old_units[@]})) && [ "$replace_old" = yes ]; then
@@ -1280,7 +1313,22 @@ fi
 if $run_verify && [ -z "$R" ]; then
     if [ -x "$repo/scripts/verify.sh" ]; then
         step "verify (scripts/verify.sh)"
-        if ! "$repo/scripts/verify.sh" "--$install_set" --config "$config"; then final=3; fi
+        # The units just started (and the CLI test just rotated the token): the sync service may
+        # still be copying it or restarting the gateway, which takes as long as the gateway needs
+        # to stop. Give it up to a minute to settle; only the last table is shown.
+        deadline=$SECONDS
+        if ((${#enabled_now[@]})); then
+            deadline=$((SECONDS + 60))
+            say "  (waiting up to 60 s for the services to settle)"
+        fi
+        while true; do
+            verify_status=0
+            "$repo/scripts/verify.sh" "--$install_set" --config "$config" >"$work/verify.out" 2>&1 || verify_status=$?
+            if [ "$verify_status" -eq 0 ] || [ "$SECONDS" -ge "$deadline" ]; then break; fi
+            sleep 1
+        done
+        cat "$work/verify.out"
+        [ "$verify_status" -eq 0 ] || final=3
     else
         say "scripts/verify.sh is not there: verify skipped"
     fi

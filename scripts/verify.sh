@@ -73,8 +73,9 @@ if [ "$scope" = system ]; then
     systemctl=(systemctl)
     systemctl_hint="systemctl"
 else
-    default_config="${XDG_CONFIG_HOME:-$HOME/.config}/openclaw-oauth-keeper/keeper.env"
-    unit_dir="${XDG_CONFIG_HOME:-$HOME/.config}/systemd/user"
+    # Where setup.sh writes them and the units read them (%h/.config/…), whatever XDG_CONFIG_HOME says.
+    default_config="$HOME/.config/openclaw-oauth-keeper/keeper.env"
+    unit_dir="$HOME/.config/systemd/user"
     bin_dir="$HOME/.local/bin"
     systemctl=(systemctl --user)
     systemctl_hint="systemctl --user"
@@ -142,9 +143,10 @@ if [ -n "$root" ]; then
     exit "$failed"
 fi
 
-# The tools: where setup installs them, else PATH.
+# The tools: where setup installed them (KEEPER_BIN_DIR: --prefix), else the default, else PATH.
 tool() {
-    if [ -x "$bin_dir/$1" ]; then printf '%s' "$bin_dir/$1"; else command -v "$1" || printf '%s' "$1"; fi
+    if [ -n "$(get KEEPER_BIN_DIR)" ] && [ -x "$(get KEEPER_BIN_DIR)/$1" ]; then printf '%s' "$(get KEEPER_BIN_DIR)/$1"
+    elif [ -x "$bin_dir/$1" ]; then printf '%s' "$bin_dir/$1"; else command -v "$1" || printf '%s' "$1"; fi
 }
 token_expiry=$(tool token-expiry)
 cred_sync=$(tool cred-sync)
@@ -219,7 +221,7 @@ if [ "$mode" = setup-token ]; then
         left=$((expires_ms / 1000 - $(date +%s)))
         when=$(date -u -d "@$((expires_ms / 1000))" +%Y-%m-%dT%H:%M:%SZ)
         if [ "$left" -le 0 ]; then
-            row "token expiry" FAIL "the setup-token expired $when: run \`claude setup-token\` and scripts/setup.sh --mode setup-token again"
+            row "token expiry" FAIL "the setup-token expired $when: run \`claude setup-token\` and scripts/setup.sh --setup-token again"
         elif [ "$left" -lt $((30 * 86400)) ]; then
             row "token expiry" warn "the setup-token expires $when (in $(human "$left")): renew it with \`claude setup-token\` soon"
         else
@@ -273,7 +275,7 @@ if [ "$mode" = setup-token ]; then
             expected_fp=$fp
             row "copy $path" ok "holds $fp"
         else
-            row "copy $path" FAIL "holds $fp, another copy holds $expected_fp: run scripts/setup.sh --mode setup-token again"
+            row "copy $path" FAIL "holds $fp, another copy holds $expected_fp: run scripts/setup.sh --setup-token again"
         fi
     done
 else
@@ -372,7 +374,10 @@ if ! command -v "${openclaw[0]}" >/dev/null 2>&1; then
     row "openclaw models status" skip "${openclaw[0]} cannot be run from here"
 else
     set +e
-    status_json=$(timeout 60 "${openclaw[@]}" models status --json 2>&1 </dev/null)
+    # The state directory the config names for a host openclaw (as the sync service runs it).
+    state_env=()
+    [ -z "$(get OPENCLAW_STATE_DIR)" ] || state_env=(env "OPENCLAW_STATE_DIR=$(get OPENCLAW_STATE_DIR)")
+    status_json=$(timeout 60 "${state_env[@]}" "${openclaw[@]}" models status --json 2>&1 </dev/null)
     rc=$?
     set -e
     if grep -q AUTH_PROFILE_MIGRATION_REQUIRED <<<"$status_json"; then

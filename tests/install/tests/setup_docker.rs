@@ -90,12 +90,15 @@ fn a_running_gateway_and_cli_container_are_detected_with_the_proxy_override() {
         assert_eq!(cfg.get(*key), Some(value), "{key}: {cfg:#?}");
     }
     assert!(!cfg.contains_key("KEEPER_CLI"), "{cfg:#?}");
-    // Container mode: cli-poke --force writes the file and the lock beside the CLI's directory.
+    // Container mode: cli-poke --force writes the file and the lock beside the CLI's directory:
+    // the directory holding it (systemd/README.md: dirname(dirname(KEEPER_CREDENTIALS)), which
+    // covers the CLI's directory too), and the REAUTH flag's.
     let dropin =
         read(&f.staged(Path::new("/etc/systemd/system/openclaw-keeper-refresh.service.d/50-keeper-paths.conf")));
-    for dir in [claude_home.clone(), claude_home.parent().unwrap().to_path_buf(), oc.clone()] {
-        assert!(dropin.contains(&format!("ReadWritePaths=-{}\n", dir.display())), "{dropin}");
-    }
+    let lines: Vec<&str> = dropin.lines().filter(|l| l.starts_with("ReadWritePaths=")).collect();
+    let want = [claude_home.parent().unwrap().to_path_buf(), oc.clone()]
+        .map(|dir| format!("ReadWritePaths=-{}", dir.display()));
+    assert_eq!(lines, want, "{dropin}");
     // Read-only: the containers are the ones started above, still running.
     let after = engine.docker_ok(&[
         "ps",

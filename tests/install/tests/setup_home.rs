@@ -57,3 +57,30 @@ fn a_failing_cli_test_exits_3_and_keeps_the_install() {
     assert!(run.stdout.contains("installed, but a check failed"), "{}", run.stdout);
     assert!(f.home().join(".config/openclaw-oauth-keeper/installed.list").exists(), "the install stays");
 }
+
+/// Regression: with `--prefix` the tools are off the default `~/.local/bin` and off PATH, and
+/// verify.sh (run on its own) could not find them: "token expiry | FAIL | token-expiry gave no
+/// answer". setup now records `KEEPER_BIN_DIR` and verify.sh looks there first.
+#[test]
+fn regression_verify_did_not_find_the_tools_installed_under_a_prefix() {
+    let f = Fixture::new(Gateway::UserUnit, Era::Json);
+    let prefix = f.home().join("opt/keeper");
+    let mut cmd = Command::new(keeper_install_tests::repo_root().join("scripts/setup.sh"));
+    f.env(&mut cmd);
+    cmd.args(["--yes", "--user", "--no-enable", "--no-verify", "--skip-cli-test", "--bin-dir"])
+        .arg(bin_dir())
+        .arg("--units-dir")
+        .arg(f.units_dir())
+        .arg("--prefix")
+        .arg(&prefix);
+    wizard::run(cmd, None).assert_code(0);
+    let config = read(&f.home().join(".config/openclaw-oauth-keeper/keeper.env"));
+    assert!(config.contains(&format!("KEEPER_BIN_DIR={}\n", prefix.join("bin").display())), "{config}");
+    let mut verify = Command::new(keeper_install_tests::repo_root().join("scripts/verify.sh"));
+    f.env(&mut verify);
+    verify.arg("--user");
+    let run = wizard::run(verify, None);
+    assert!(!has_token_shape(&run.all()), "a token in verify's output");
+    let row = run.stdout.lines().find(|l| l.starts_with("token expiry")).unwrap_or_default();
+    assert!(row.contains("| ok "), "{}", run.stdout);
+}

@@ -106,12 +106,14 @@ fn docker_json_era_with_env_file_installs_the_system_set_and_the_compose_sync() 
         ),
         ("KEEPER_SYNC_UNIT", "openclaw-keeper-sync-compose.service".to_owned()),
         ("KEEPER_UNITS", "openclaw-keeper-refresh.timer openclaw-keeper-sync-compose.service".to_owned()),
-        ("KEEPER_STATE_DIR", "/var/lib/openclaw-oauth-keeper".to_owned()),
+        ("KEEPER_RECREATE", "yes".to_owned()),
+        ("KEEPER_BIN_DIR", "/usr/local/bin".to_owned()),
     ];
     for (key, value) in &expect {
         assert_eq!(cfg.get(*key), Some(value), "{key} in keeper.env: {cfg:#?}");
     }
     assert!(!cfg.contains_key("KEEPER_OPENCLAW_CMD") && !cfg.contains_key("KEEPER_EXEC_ON_CHANGE"), "{cfg:#?}");
+    assert!(!cfg.contains_key("KEEPER_STATE_DIR") && !cfg.contains_key("OPENCLAW_STATE_DIR"), "{cfg:#?}");
     assert_eq!(mode(&f.staged(Path::new(SYSTEM_CONFIG))), 0o600);
     no_token_in(&f, Path::new(SYSTEM_CONFIG));
 
@@ -138,7 +140,9 @@ fn docker_json_era_with_env_file_installs_the_system_set_and_the_compose_sync() 
     let backup = backups(&f.staged(&oc.join("openclaw.json")));
     assert_eq!(backups_content(&backup), read(&oc.join("openclaw.json")));
 
-    let mut others = vec![f.staged(&oc.join("openclaw.json")), backup[0].clone()];
+    // The oauth.json target's directory did not exist: created for the sync services, not listed.
+    assert!(f.staged(&oc.join("credentials")).is_dir());
+    let mut others = vec![f.staged(&oc.join("openclaw.json")), backup[0].clone(), f.staged(&oc.join("credentials"))];
     for p in &mut others {
         *p = Path::new("/").join(p.strip_prefix(f.root()).unwrap());
     }
@@ -184,12 +188,11 @@ fn docker_json_era_without_the_variable_warns_how_to_fix_and_syncs_the_files_onl
     );
     assert_eq!(cfg["KEEPER_SYNC_UNIT"], "openclaw-keeper-sync.service");
     assert_eq!(cfg["KEEPER_UNITS"], "openclaw-keeper-refresh.timer openclaw-keeper-sync.service");
-    assert_paths_dropin(
-        &f,
-        Path::new(SYSTEM_UNIT_DIR),
-        "openclaw-keeper-sync.service",
-        &[oc.join("credentials"), oc.join("agents"), f.compose_dir()],
-    );
+    assert!(!cfg.contains_key("KEEPER_RECREATE"), "no recreation without the variable: {cfg:#?}");
+    // Nothing is written in the compose project (no dotenv target, no recreation).
+    for unit in ["openclaw-keeper-sync.service", "openclaw-keeper-sync-once.service"] {
+        assert_paths_dropin(&f, Path::new(SYSTEM_UNIT_DIR), unit, &[oc.join("credentials"), oc.join("agents")]);
+    }
 }
 
 #[test]
@@ -210,12 +213,23 @@ fn docker_sqlite_era_pastes_through_compose_exec_and_writes_no_retired_file_targ
     );
     assert!(cmd.starts_with("docker compose ") || cmd.starts_with("docker-compose "), "{cmd}");
     assert_eq!(cfg["KEEPER_SYNC_UNIT"], "openclaw-keeper-sync-compose.service");
-    assert_paths_dropin(
-        &f,
-        Path::new(SYSTEM_UNIT_DIR),
-        "openclaw-keeper-sync-compose.service",
-        &[f.openclaw_dir(), compose.clone()],
-    );
+    assert_eq!(cfg["KEEPER_RECREATE"], "yes");
+    assert!(!cfg.contains_key("OPENCLAW_STATE_DIR"), "paste-token runs in the container: {cfg:#?}");
+    for unit in ["openclaw-keeper-sync-compose.service", "openclaw-keeper-sync-once.service"] {
+        assert_paths_dropin(&f, Path::new(SYSTEM_UNIT_DIR), unit, std::slice::from_ref(&compose));
+    }
+}
+
+/// Regression: a paste-token run through `docker compose exec` writes inside the container, yet
+/// the sync services got OpenClaw's host directory writable (systemd/README.md: nothing).
+#[test]
+fn regression_paste_through_docker_made_openclaws_host_directory_writable() {
+    let f = Fixture::new(Gateway::Docker { passes_var: false }, Era::Sqlite);
+    f.setup_root(&[]).assert_code(0);
+    let cfg = f.config(Path::new(SYSTEM_CONFIG));
+    assert_eq!(cfg["KEEPER_TO"], "openclaw-paste");
+    let text = read(&f.staged(Path::new("/etc/systemd/system/openclaw-keeper-sync.service.d/50-keeper-paths.conf")));
+    assert!(!text.contains("ReadWritePaths="), "{text}");
 }
 
 #[test]
@@ -245,14 +259,16 @@ fn user_unit_json_era_installs_the_user_set_with_the_dropin_target_and_restart_h
         "systemctl --user daemon-reload && systemctl --user try-restart openclaw-gateway.service"
     );
     assert_eq!(cfg["KEEPER_SYNC_UNIT"], "openclaw-keeper-sync.service");
-    assert_eq!(cfg["KEEPER_STATE_DIR"], f.home().join(".local/state/openclaw-oauth-keeper").display().to_string());
+    assert_eq!(cfg["KEEPER_BIN_DIR"], f.home().join(".local/bin").display().to_string());
+    assert!(!cfg.contains_key("KEEPER_STATE_DIR") && !cfg.contains_key("KEEPER_RECREATE"), "{cfg:#?}");
     assert_eq!(mode(&f.staged(&user_config(&f))), 0o600);
     assert_tools_installed(&f, &f.home().join(".local/bin"));
     assert!(f.staged(&dropin_dir).is_dir(), "the gateway's drop-in directory exists for cred-sync");
     assert_paths_dropin(&f, &units, "openclaw-keeper-sync.service", &[oc.join("agents"), dropin_dir.clone(), f.home()]);
     assert_paths_dropin(&f, &units, "openclaw-keeper-refresh.service", &[f.home(), oc.clone()]);
     assert!(!f.staged(&units.join("openclaw-keeper-sync-compose.service")).exists());
-    let others = [oc.join("openclaw.json"), backups(&f.staged(&oc.join("openclaw.json")))[0].clone()]
+    // The drop-in directory is the gateway's (cred-sync writes its token there): not listed.
+    let others = [oc.join("openclaw.json"), backups(&f.staged(&oc.join("openclaw.json")))[0].clone(), dropin_dir]
         .map(|p| if p.starts_with(f.root()) { Path::new("/").join(p.strip_prefix(f.root()).unwrap()) } else { p });
     assert_manifest_is_the_root(&f, &user_manifest(&f), &others);
 }
@@ -265,6 +281,7 @@ fn user_unit_sqlite_era_pastes_with_the_host_openclaw_by_absolute_path() {
     let cfg = f.config(&user_config(&f));
     assert_eq!(cfg["KEEPER_OPENCLAW_GENERATION"], "sqlite");
     assert_eq!(cfg["KEEPER_OPENCLAW_CMD"], f.path_dir().join("openclaw").display().to_string());
+    assert_eq!(cfg["OPENCLAW_STATE_DIR"], f.openclaw_dir().display().to_string());
     assert_eq!(
         cfg["KEEPER_TO"],
         format!(
@@ -448,15 +465,30 @@ fn uninstall_removes_exactly_what_setup_installed() {
         let run = f.uninstall(&[]);
         run.assert_code(0);
         let after = f.snapshot(&f.root());
+        // The directories the services write (50-keeper-paths.conf) that setup had to create:
+        // they hold the user's credentials once the services ran, so uninstall leaves them.
+        let writable: Vec<PathBuf> = installed
+            .iter()
+            .filter(|(k, _)| k.ends_with("50-keeper-paths.conf"))
+            .flat_map(|(_, text)| {
+                String::from_utf8_lossy(text)
+                    .lines()
+                    .filter_map(|l| l.strip_prefix("ReadWritePaths=-/").map(PathBuf::from))
+                    .collect::<Vec<_>>()
+            })
+            .collect();
         // Left: what was there before, plus the staged copy of the user's openclaw.json and its
-        // backup (edited user files are never removed).
+        // backup (edited user files are never removed), and those directories.
         let extra: Vec<&PathBuf> = after.keys().filter(|k| !before.contains_key(*k)).collect();
         for p in &extra {
             let s = p.to_str().unwrap();
             assert!(
                 s.contains("openclaw.json")
                     || s.ends_with('/')
-                        && installed.keys().any(|k| k.starts_with(p) && k.to_str().unwrap().contains("openclaw.json")),
+                        && (installed
+                            .keys()
+                            .any(|k| k.starts_with(p) && k.to_str().unwrap().contains("openclaw.json"))
+                            || writable.iter().any(|w| w.starts_with(p))),
                 "uninstall left {s}"
             );
         }
@@ -617,4 +649,46 @@ fn env_file_is_recognised_before_the_env_holds_the_token() {
     let cfg = f.config(Path::new(SYSTEM_CONFIG));
     assert_eq!(cfg["KEEPER_SYNC_UNIT"], "openclaw-keeper-sync-compose.service");
     assert!(cfg["KEEPER_TO"].ends_with(&format!("dotenv:{}/.env", f.compose_dir().display())), "{cfg:#?}");
+}
+
+/// Regression: setup wrote `KEEPER_STATE_DIR` into keeper.env, which (`EnvironmentFile=` overrides
+/// `Environment=`) replaced the units' `%S/openclaw-oauth-keeper` — the one state path their
+/// `StateDirectory=` makes writable under `ProtectSystem=strict` — with the path setup's own shell
+/// computed; and the system sync-once service never recreated the gateway because setup wrote no
+/// `KEEPER_RECREATE=yes` for a compose file that passes the token.
+#[test]
+fn regression_the_config_overrode_the_units_state_dir_and_never_enabled_recreation() {
+    let f = Fixture::new(Gateway::Docker { passes_var: true }, Era::Json);
+    f.setup_root(&["--sync", "once"]).assert_code(0);
+    let cfg = f.config(Path::new(SYSTEM_CONFIG));
+    assert!(!cfg.contains_key("KEEPER_STATE_DIR"), "{cfg:#?}");
+    assert_eq!(cfg["KEEPER_RECREATE"], "yes");
+    assert_eq!(cfg["KEEPER_SYNC_UNIT"], "openclaw-keeper-sync-once.timer");
+    let unit = read(&f.staged(Path::new("/etc/systemd/system/openclaw-keeper-sync-once.service")));
+    assert!(unit.contains("KEEPER_RECREATE"), "the unit reads the key setup writes");
+    // sync-once recreates: it writes the compose project too (systemd/README.md rule 3).
+    let oc = f.openclaw_dir();
+    assert_paths_dropin(
+        &f,
+        Path::new(SYSTEM_UNIT_DIR),
+        "openclaw-keeper-sync-once.service",
+        &[oc.join("credentials"), oc.join("agents"), f.compose_dir()],
+    );
+}
+
+/// Regression: a missing target directory (OpenClaw's `credentials/` before the first
+/// `oauth.json`) was named only in a `ReadWritePaths=-` line, which systemd drops for a missing
+/// directory, so the sync service's first write into it failed on a read-only file system.
+#[test]
+fn regression_a_missing_target_directory_stayed_read_only_for_the_sync_service() {
+    let f = Fixture::new(Gateway::Docker { passes_var: false }, Era::Json);
+    let credentials_dir = f.openclaw_dir().join("credentials");
+    assert!(!credentials_dir.exists());
+    let run = f.setup_root(&[]);
+    run.assert_code(0);
+    assert!(run.stdout.contains("create the directories the services write"), "{}", run.stdout);
+    assert!(f.staged(&credentials_dir).is_dir());
+    assert_eq!(mode(&f.staged(&credentials_dir)), 0o700, "it will hold a token");
+    let listed = manifest(&f, Path::new(SYSTEM_MANIFEST));
+    assert!(!listed.contains(&credentials_dir), "it holds the user's credentials: not setup's to remove");
 }

@@ -1,0 +1,361 @@
+//! The chain a user runs, on a real private user manager (DOMAIN.md §5): `scripts/setup.sh --user
+//! --yes` itself installs, enables and starts the user units, runs its CLI test (`cli-poke
+//! --force` through the `claude` stand-in) and `scripts/verify.sh`; then `scripts/uninstall.sh
+//! --user --yes` takes it all away again. The machine: a temporary HOME with a JSON-era
+//! `~/.openclaw` (two agents), the CLI at `~/.local/bin/claude` with credentials near expiry, and a
+//! stand-in `openclaw-gateway.service` (a shell script that sleeps with the environment its
+//! drop-in gives it).
+//!
+//! Test-only settings (service output to files, the sandboxing this machine cannot apply turned
+//! off) are drop-ins in the manager's runtime `systemd/user.control/`, outside what setup writes.
+
+use keeper_install_tests::systemd::{self, UserManager};
+use keeper_install_tests::{bin_dir, fake_token, fingerprint, has_token_shape, repo_root};
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+const GATEWAY: &str = "openclaw-gateway.service";
+/// Every unit of the shipped user set.
+const KEEPER_UNITS: [&str; 6] = [
+    "openclaw-keeper-refresh.timer",
+    "openclaw-keeper-refresh.service",
+    "openclaw-keeper-sync.service",
+    "openclaw-keeper-sync-once.timer",
+    "openclaw-keeper-sync-once.service",
+    "openclaw-keeper-notify@.service",
+];
+
+fn now_ms() -> i64 {
+    i64::try_from(SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis()).unwrap()
+}
+
+fn write(path: &Path, text: &str) {
+    fs::create_dir_all(path.parent().unwrap()).unwrap();
+    fs::write(path, text).unwrap();
+}
+
+/// The machine under test.
+struct Machine {
+    home: PathBuf,
+    work: PathBuf,
+    logs: PathBuf,
+    creds: PathBuf,
+    openclaw: PathBuf,
+    profiles: [PathBuf; 2],
+    openclaw_env: PathBuf,
+    gateway_unit: PathBuf,
+    dropin: PathBuf,
+}
+
+impl Machine {
+    fn new(root: &Path) -> Self {
+        let home = root.join("home");
+        let openclaw = home.join(".openclaw");
+        let unit_dir = home.join(".config/systemd/user");
+        Self {
+            creds: home.join(".claude/.credentials.json"),
+            profiles: ["main", "ops"].map(|a| openclaw.join(format!("agents/{a}/agent/auth-profiles.json"))),
+            openclaw_env: home.join(".openclaw-env"),
+            gateway_unit: unit_dir.join(GATEWAY),
+            dropin: unit_dir.join(format!("{GATEWAY}.d/anthropic.conf")),
+            work: root.join("work"),
+            logs: root.join("logs"),
+            openclaw,
+            home,
+        }
+    }
+
+    /// A JSON-era OpenClaw with two agents, the CLI and its credentials, the gateway unit (which
+    /// takes `stop_seconds` to shut down, as a gateway finishing its requests does).
+    fn build(&self, access: &str, refresh: &str, stop_seconds: u32) {
+        fs::create_dir_all(&self.work).unwrap();
+        fs::create_dir_all(&self.logs).unwrap();
+        write(
+            &self.openclaw.join("openclaw.json"),
+            r#"{"meta":{"lastTouchedVersion":"2026.5.20"},"gateway":{"port":18789}}"#,
+        );
+        for profile in &self.profiles {
+            write(profile, r#"{"version":1,"profiles":{}}"#);
+        }
+        write(&self.openclaw_env, "# OpenClaw's environment (the second seed)\n");
+        // Near expiry: inside the CLI's 5-minute refresh window.
+        let doc = serde_json::json!({"claudeAiOauth": {"accessToken": access, "refreshToken": refresh,
+            "expiresAt": now_ms() + 3 * 60_000, "scopes": ["user:inference", "user:profile"], "subscriptionType": "max"}});
+        write(&self.creds, &doc.to_string());
+        fs::set_permissions(&self.creds, fs::Permissions::from_mode(0o600)).unwrap();
+        // The Claude CLI where its native installer puts it (setup detects it there).
+        let cli = self.home.join(".local/bin/claude");
+        fs::create_dir_all(cli.parent().unwrap()).unwrap();
+        fs::copy(bin_dir().join("claude"), &cli).unwrap();
+        fs::set_permissions(&cli, fs::Permissions::from_mode(0o755)).unwrap();
+        // The gateway stand-in: a script that sleeps, holding the environment it was started with.
+        let script = self.home.join("gateway/openclaw-gateway.sh");
+        let body = if stop_seconds == 0 {
+            "exec sleep infinity\n".to_owned()
+        } else {
+            format!("trap 'sleep {stop_seconds}; exit 0' TERM\nsleep infinity &\nwait\n")
+        };
+        write(&script, &format!("#!/bin/sh\n# OpenClaw gateway stand-in\n{body}"));
+        fs::set_permissions(&script, fs::Permissions::from_mode(0o755)).unwrap();
+        write(
+            &self.gateway_unit,
+            &format!(
+                "[Unit]\nDescription=OpenClaw gateway (test stand-in)\n\n[Service]\nExecStart={}\n\n\
+                 [Install]\nWantedBy=default.target\n",
+                script.display()
+            ),
+        );
+        // No journal: unit output goes to the manager's log files.
+        write(
+            &self.home.join(".config/systemd/user.conf"),
+            "[Manager]\nDefaultStandardOutput=inherit\nDefaultStandardError=inherit\n",
+        );
+    }
+
+    /// The access token in the credentials file.
+    fn current_token(&self) -> String {
+        let v: serde_json::Value = serde_json::from_slice(&fs::read(&self.creds).unwrap()).unwrap();
+        v["claudeAiOauth"]["accessToken"].as_str().unwrap().to_owned()
+    }
+
+    /// The targets that do not hold `token` (by name, never the token).
+    fn stale_targets(&self, token: &str) -> Vec<String> {
+        self.profiles
+            .iter()
+            .chain([&self.dropin, &self.openclaw_env])
+            .filter(|t| !fs::read_to_string(t).is_ok_and(|text| text.contains(token)))
+            .map(|t| t.display().to_string())
+            .collect()
+    }
+
+    /// Everything the services and the manager printed.
+    fn all_logs(&self) -> String {
+        let mut text = String::new();
+        for dir in [&self.logs, &self.work] {
+            for entry in fs::read_dir(dir).into_iter().flatten().flatten() {
+                if entry.path().is_file() {
+                    let _ = writeln!(text, "==> {}", entry.path().display());
+                    text.push_str(&fs::read_to_string(entry.path()).unwrap_or_default());
+                }
+            }
+        }
+        text
+    }
+}
+
+/// Test-only drop-ins in the runtime control directory: output to files, and the sandboxing
+/// settings this machine cannot apply turned off.
+fn test_dropins(mgr: &UserManager, m: &Machine, unsupported: &[&str]) {
+    let control = mgr.runtime_dir.join("systemd/user.control");
+    for unit in KEEPER_UNITS.iter().filter(|u| u.ends_with(".service")) {
+        let log = m.logs.join(format!("{}.log", unit.trim_end_matches(".service").trim_end_matches('@')));
+        write(
+            &control.join(format!("{unit}.d/90-test-output.conf")),
+            &format!(
+                "[Service]\nStandardOutput=append:{0}\nStandardError=append:{0}\nReadWritePaths=-{1}\n",
+                log.display(),
+                m.logs.display()
+            ),
+        );
+        if let Some(off) = systemd::sandbox_off_dropin(unsupported) {
+            write(&control.join(format!("{unit}.d/99-test-sandbox.conf")), &off);
+        }
+    }
+}
+
+/// The gateway's main PID and the fingerprint of the token in its environment (None: not
+/// running; empty fingerprint: no token in its environment).
+fn gateway_token(mgr: &UserManager) -> Option<(String, String)> {
+    let pid = mgr.property(GATEWAY, "MainPID");
+    if pid.is_empty() || pid == "0" {
+        return None;
+    }
+    let environ = fs::read(format!("/proc/{pid}/environ")).ok()?;
+    let fp = environ
+        .split(|b| *b == 0)
+        .find_map(|kv| kv.strip_prefix(b"ANTHROPIC_OAUTH_TOKEN="))
+        .map_or_else(String::new, |v| fingerprint(&String::from_utf8_lossy(v)));
+    Some((pid, fp))
+}
+
+/// A script of the repository run as the user would, against the private manager.
+fn script(mgr: &UserManager, m: &Machine, name: &str, args: &[&str]) -> (i32, String, Duration) {
+    let started = Instant::now();
+    let out = Command::new("bash")
+        .arg(repo_root().join("scripts").join(name))
+        .args(args)
+        .env_clear()
+        .envs(mgr.client_env())
+        .env("LANG", "C.UTF-8")
+        .env("TMPDIR", &m.work)
+        // No Docker engine: the gateway is the user unit, and detection must not find another.
+        .env("DOCKER_HOST", format!("unix://{}", m.work.join("no-engine.sock").display()))
+        .current_dir(&m.work)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let text = format!(
+        "--- stdout\n{}--- stderr\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.code().unwrap_or(-1), text, started.elapsed())
+}
+
+/// Every file under `dir` (path → content), for what must stay.
+fn snapshot(dir: &Path, out: &mut BTreeMap<PathBuf, Vec<u8>>) {
+    for entry in fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = entry.path();
+        if p.is_dir() {
+            snapshot(&p, out);
+        } else {
+            out.insert(p.clone(), fs::read(&p).unwrap_or_default());
+        }
+    }
+}
+
+/// The machine built, its manager started with the test drop-ins, the gateway running (without a
+/// token): (temp dir, machine, manager, the first access token, the gateway's PID), or None when
+/// no user manager can run here (skipped).
+fn machine_with_a_running_gateway(
+    stop_seconds: u32,
+) -> Option<(tempfile::TempDir, Machine, UserManager, String, String)> {
+    if let Some(why) = systemd::user_manager_unavailable() {
+        systemd::skip(&why);
+        return None;
+    }
+    let root = systemd::service_visible_tempdir("setup-user-systemd-");
+    let m = Machine::new(root.path());
+    let first = fake_token("oat");
+    m.build(&first, &fake_token("ort"), stop_seconds);
+    let mgr = match UserManager::start(&m.home, &m.work) {
+        Ok(mgr) => mgr,
+        Err(why) => {
+            systemd::skip(&format!("the user manager did not start: {why}"));
+            return None;
+        }
+    };
+    let unsupported = mgr.unsupported_sandboxing(&mgr.runtime_dir.join("systemd/user.control"));
+    if !unsupported.is_empty() {
+        eprintln!("note: this machine cannot apply {unsupported:?}; turned off for this test only");
+    }
+    test_dropins(&mgr, &m, &unsupported);
+    let _ = mgr.systemctl_ok(&["daemon-reload"]);
+    let _ = mgr.systemctl_ok(&["start", GATEWAY]);
+    let (gateway_pid, fp) = gateway_token(&mgr).expect("the gateway runs");
+    assert!(fp.is_empty(), "no token in the gateway's environment before setup");
+    Some((root, m, mgr, first, gateway_pid))
+}
+
+#[test]
+#[allow(clippy::too_many_lines)] // Reason: one user's install and uninstall on one manager, step by step.
+fn setup_installs_starts_and_verifies_the_user_units_and_uninstall_removes_exactly_them() {
+    let Some((_root, m, mut mgr, first, gateway_pid)) = machine_with_a_running_gateway(0) else { return };
+    let mut before = BTreeMap::new();
+    snapshot(&m.home, &mut before);
+
+    // 1. setup.sh: installs, enables and starts the units, tests the CLI, verifies.
+    let bins = bin_dir().to_str().unwrap().to_owned();
+    let (code, setup_out, setup_took) = script(&mgr, &m, "setup.sh", &["--user", "--yes", "--bin-dir", &bins]);
+    assert!(!has_token_shape(&setup_out), "a token in setup's output");
+    assert_eq!(code, 0, "setup.sh\n{setup_out}\n{}", m.all_logs());
+    eprintln!("setup.sh --user --yes took {setup_took:.1?}");
+    if std::env::var_os("KEEPER_TEST_SHOW_OUTPUT").is_some() {
+        eprintln!("{setup_out}");
+    }
+    for step in [
+        "enable and start openclaw-keeper-refresh.timer openclaw-keeper-sync.service",
+        "the CLI refreshed its token",
+        "verify (scripts/verify.sh)",
+        "done: openclaw-oauth-keeper is installed (refresh mode, user set)",
+    ] {
+        assert!(setup_out.contains(step), "{step:?} in\n{setup_out}");
+    }
+    for unit in ["openclaw-keeper-refresh.timer", "openclaw-keeper-sync.service"] {
+        assert_eq!(mgr.property(unit, "ActiveState"), "active", "{unit}");
+        assert_eq!(mgr.property(unit, "UnitFileState"), "enabled", "{unit}");
+    }
+    let next = mgr.property("openclaw-keeper-refresh.timer", "NextElapseUSecRealtime");
+    assert!(!next.is_empty() && next != "n/a", "the refresh timer is scheduled: {next:?}");
+
+    // The CLI test rotated the token; the sync service took it to every target and restarted
+    // the gateway with it.
+    let refreshed = m.current_token();
+    assert_ne!(refreshed, first, "the CLI test refreshed the token");
+    assert!(m.stale_targets(&refreshed).is_empty(), "stale after setup: {:?}", m.stale_targets(&refreshed));
+    let (pid, fp) = gateway_token(&mgr).expect("the gateway runs");
+    assert_ne!(pid, gateway_pid, "the restart hook restarted the gateway");
+    assert_eq!(fp, fingerprint(&refreshed), "the gateway holds the refreshed token");
+
+    // 2. verify.sh on its own: every row ok.
+    let (code, table, _) = script(&mgr, &m, "verify.sh", &["--user"]);
+    assert_eq!(code, 0, "{table}");
+    assert!(!table.contains("| FAIL |"), "{table}");
+    assert!(table.contains(&format!("holds {}", fingerprint(&refreshed))), "{table}");
+    assert!(!has_token_shape(&table), "a token in verify's output");
+
+    // 3. uninstall.sh: every unit gone from the manager, every listed file gone, the rest kept.
+    let manifest = m.home.join(".config/openclaw-oauth-keeper/installed.list");
+    let listed: Vec<PathBuf> = fs::read_to_string(&manifest).unwrap().lines().map(PathBuf::from).collect();
+    assert!(listed.contains(&m.home.join(".config/systemd/user/openclaw-keeper-sync.service")), "{listed:#?}");
+    let (code, uninstall_out, _) = script(&mgr, &m, "uninstall.sh", &["--user", "--yes"]);
+    assert!(!has_token_shape(&uninstall_out), "a token in uninstall's output");
+    assert_eq!(code, 0, "uninstall.sh\n{uninstall_out}");
+    for unit in KEEPER_UNITS {
+        let unit = unit.replace("@.", "@x.");
+        assert_eq!(mgr.property(&unit, "LoadState"), "not-found", "{unit}\n{uninstall_out}");
+        assert_eq!(mgr.property(&unit, "ActiveState"), "inactive", "{unit}");
+    }
+    let files = mgr.systemctl(&["list-unit-files", "--no-legend", "openclaw-keeper-*"]);
+    let files = String::from_utf8_lossy(&files.stdout);
+    assert!(files.trim().is_empty(), "unit files left: {files}");
+    let left: Vec<&PathBuf> = listed.iter().filter(|p| p.exists()).collect();
+    assert!(left.is_empty(), "uninstall left {left:#?}\n{uninstall_out}");
+    // Kept: every file that was there before setup (the gateway unit, the CLI, OpenClaw's files;
+    // the credentials and the profiles hold the refreshed token now).
+    let mut after = BTreeMap::new();
+    snapshot(&m.home, &mut after);
+    for path in before.keys() {
+        assert!(after.contains_key(path), "uninstall removed {}", path.display());
+    }
+    assert_eq!(fs::read(&m.gateway_unit).unwrap(), before[&m.gateway_unit], "the gateway unit is untouched");
+    assert_eq!(m.current_token(), refreshed, "the credentials stay");
+    assert!(m.stale_targets(&refreshed).is_empty(), "the copies stay");
+    assert_eq!(mgr.property(GATEWAY, "ActiveState"), "active", "the gateway still runs");
+
+    // 4. Stop everything: nothing is left running.
+    let (clean, leftovers) = mgr.stop();
+    assert!(clean, "systemd --user did not exit by itself on SIGTERM");
+    assert!(leftovers.is_empty(), "processes left in the manager's cgroups: {leftovers:?}");
+    let logs = m.all_logs();
+    assert!(!has_token_shape(&logs), "a token is in the logs");
+}
+
+/// Regression: setup ran verify.sh right after its CLI test, while the sync service was still
+/// restarting the gateway with the refreshed token: a gateway that takes a few seconds to stop
+/// (as a real one finishing its requests does) made a good install exit 3 with "gateway token
+/// FAIL". Setup now waits for the sync service to settle before it verifies.
+#[test]
+fn regression_setup_verified_before_the_sync_service_had_restarted_a_slow_gateway() {
+    let Some((_root, m, mut mgr, first, gateway_pid)) = machine_with_a_running_gateway(3) else { return };
+    let bins = bin_dir().to_str().unwrap().to_owned();
+    let (code, setup_out, took) = script(&mgr, &m, "setup.sh", &["--user", "--yes", "--bin-dir", &bins]);
+    assert!(!has_token_shape(&setup_out), "a token in setup's output");
+    assert_eq!(code, 0, "setup.sh\n{setup_out}\n{}", m.all_logs());
+    eprintln!("setup.sh --user --yes with a gateway that stops in 3 s took {took:.1?}");
+    let refreshed = m.current_token();
+    assert_ne!(refreshed, first);
+    let (pid, fp) = gateway_token(&mgr).expect("the gateway runs");
+    assert_ne!(pid, gateway_pid);
+    assert_eq!(fp, fingerprint(&refreshed), "the gateway holds the refreshed token");
+    let (code, uninstall_out, _) = script(&mgr, &m, "uninstall.sh", &["--user", "--yes"]);
+    assert_eq!(code, 0, "{uninstall_out}");
+    let (clean, leftovers) = mgr.stop();
+    assert!(clean && leftovers.is_empty(), "{leftovers:?}");
+    assert!(!has_token_shape(&m.all_logs()), "a token is in the logs");
+}
