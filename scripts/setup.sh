@@ -272,6 +272,9 @@ rollback() {
 on_error() {
     local status=$1 line=$2
     trap - ERR
+    # In a subshell ($(...), set -E passes the trap on): leave the report and the rollback to the
+    # main shell, which sees the failed substitution next.
+    if [ "$BASHPID" != "$$" ]; then exit "$status"; fi
     if $changing; then
         printf '%s: step "%s" failed (status %s, line %s)\n' "$prog" "$current_step" "$status" "$line" >&2
         rollback
@@ -1128,6 +1131,17 @@ if ((${#unit_files[@]})); then
     done
     recreate_paths=()
     if [ "$recreate" = yes ]; then recreate_paths=("$compose_dir" "$(dirname "$compose_env")"); fi
+    # The system set runs as root, but a host CLI must run as the user who owns its credentials
+    # (cli-poke refuses another user's file: root's refresh would leave root-owned files in that
+    # user's ~/.claude). The refresh service then runs as that user.
+    refresh_user=''
+    if [ "$install_set" = system ] && [ "$cli_mode" = host ]; then
+        owner_uid=$(stat -c %u "$R$credentials" 2>/dev/null || stat -c %u "$credentials" 2>/dev/null || echo 0)
+        if [ "$owner_uid" != 0 ]; then
+            refresh_user=$(getent passwd "$owner_uid" | cut -d: -f1) || refresh_user=''
+            [ -n "$refresh_user" ] || refresh_user=$owner_uid
+        fi
+    fi
     write_paths_dropin() { # UNIT PATH...
         local unit=$1 p seen=' '
         shift
@@ -1135,6 +1149,10 @@ if ((${#unit_files[@]})); then
         {
             say "# Written by scripts/setup.sh: the directories $unit writes (ProtectSystem=strict)."
             say "[Service]"
+            if [ "$unit" = openclaw-keeper-refresh.service ] && [ -n "$refresh_user" ]; then
+                say "# The host CLI's credentials belong to $refresh_user: the CLI runs as its owner."
+                say "User=$refresh_user"
+            fi
             for p in "$@"; do
                 case "$seen" in *" $p "*) continue ;; esac
                 seen="$seen$p "

@@ -692,3 +692,24 @@ fn regression_a_missing_target_directory_stayed_read_only_for_the_sync_service()
     let listed = manifest(&f, Path::new(SYSTEM_MANIFEST));
     assert!(!listed.contains(&credentials_dir), "it holds the user's credentials: not setup's to remove");
 }
+
+#[test]
+fn regression_the_system_refresh_ran_a_users_host_cli_as_root() {
+    // The system set runs as root; a host CLI whose credentials belong to another user must run
+    // as that user (cli-poke refuses another user's file, and root would leave root-owned files
+    // in the user's ~/.claude).
+    let f = Fixture::new(Gateway::Docker { passes_var: true }, Era::Json);
+    let owner = 4242;
+    nix::unistd::chown(&f.credentials(), Some(nix::unistd::Uid::from_raw(owner)), None).unwrap();
+    let run = f.setup_root(&[]);
+    run.assert_code(0);
+    let dropin =
+        read(&f.staged(Path::new("/etc/systemd/system/openclaw-keeper-refresh.service.d/50-keeper-paths.conf")));
+    assert!(dropin.lines().any(|l| l == format!("User={owner}")), "{dropin}");
+    // Root's own credentials keep the root service (the fixture's default owner).
+    let f = Fixture::new(Gateway::Docker { passes_var: true }, Era::Json);
+    f.setup_root(&[]).assert_code(0);
+    let dropin =
+        read(&f.staged(Path::new("/etc/systemd/system/openclaw-keeper-refresh.service.d/50-keeper-paths.conf")));
+    assert!(!dropin.contains("User="), "{dropin}");
+}
