@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::{Fixture, HOUR, MINUTE, now_ms, stand_in, token_shaped};
+use common::{Fixture, HOUR, MINUTE, has_token_shape, now_ms, stand_in};
 use keeper_docker_test_engine::{Engine, engine_or_skip, run_ok, unique_name};
 use serde_json::json;
 use std::path::{Path, PathBuf};
@@ -162,7 +162,7 @@ impl DockerSpy {
     /// No token (of those given, or anything token-shaped) in any argv or environment docker got.
     fn assert_no_token(&self, tokens: &[&str]) {
         let text = self.text();
-        assert!(!token_shaped(&text), "something token-shaped reached docker:\n{text}");
+        assert!(!has_token_shape(&text), "something token-shaped reached docker:\n{text}");
         for t in tokens {
             assert!(!text.contains(t), "a token reached docker's argv or environment");
         }
@@ -340,7 +340,7 @@ fn container_dead_refresh_token_is_reauth_with_the_stub_on_the_host() {
     assert_eq!((oauth["accessToken"].as_str(), oauth["expiresAt"].as_i64()), (Some(""), Some(0)), "stub on the host");
     let flag = std::fs::read_to_string(&f.flag).expect("the REAUTH flag is raised");
     assert!(flag.contains(&format!("credentials={}", f.creds.display())), "the host path: {flag}");
-    assert!(!flag.contains(&r0) && !token_shaped(&flag), "{flag}");
+    assert!(!flag.contains(&r0) && !has_token_shape(&flag), "{flag}");
     assert_eq!(f.calls()[0]["outcome"], "refresh-failed");
     spy.assert_no_token(&[&a0, &r0]);
 }

@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{Fixture, Webhook, now_ms, token_shaped};
+use common::{Fixture, Webhook, has_token_shape, now_ms};
 
 fn report(f: &Fixture, unit: &str) -> std::process::Command {
     let mut cmd = f.bare_cmd();
@@ -49,7 +49,7 @@ fn posts_once_per_interval_and_names_a_raised_reauth_flag() {
     assert!(text.contains("openclaw-keeper-refresh.service failed"), "{text}");
     assert!(text.contains("journalctl -u openclaw-keeper-refresh.service"), "{text}");
     assert!(text.contains("claude auth login") && text.contains(&f.flag.display().to_string()), "{text}");
-    assert!(!token_shaped(text), "{text}");
+    assert!(!has_token_shape(text), "{text}");
 
     // Within --notify-every (1h): logged again, not posted again.
     let out = f.run(report(&f, "openclaw-keeper-refresh.service").args(["--notify-url", &hook.url]));

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{Fixture, HOUR, MINUTE, Webhook, now_ms, token_shaped};
+use common::{Fixture, HOUR, MINUTE, Webhook, has_token_shape, now_ms};
 use credmap::Secret;
 
 /// The flag's `key=value` lines.
@@ -35,7 +35,7 @@ fn flag_created_once_notified_once_and_cleared_after_recovery() {
     let body: serde_json::Value = serde_json::from_str(&bodies[0]).unwrap();
     let text = body["text"].as_str().unwrap();
     assert!(text.contains("claude auth login") && text.contains(&f.creds.display().to_string()), "{text}");
-    assert!(!token_shaped(text) && !text.contains(&r0), "{text}");
+    assert!(!has_token_shape(text) && !text.contains(&r0), "{text}");
     assert_eq!(body.as_object().unwrap().len(), 1, "Mattermost/Slack-compatible: just text");
 
     // The same episode: the stub is on disk now; every run says so, nobody is told twice.

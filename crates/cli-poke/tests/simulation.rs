@@ -33,7 +33,7 @@ mod common;
 
 use claude_stand_in::server::{self, State};
 use claude_stand_in::tokens;
-use common::{HOUR, MINUTE, SECOND, cred_sync, stand_in, token_shaped};
+use common::{HOUR, MINUTE, SECOND, cred_sync, has_token_shape, stand_in};
 use credmap::Fingerprint;
 use serde_json::{Value, json};
 use std::collections::HashMap;
@@ -229,7 +229,7 @@ impl World {
     fn run(cmd: &mut Command) -> (i32, String) {
         let out = cmd.output().unwrap();
         let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-        assert!(!token_shaped(&text), "a token in the output of {cmd:?}:\n{text}");
+        assert!(!has_token_shape(&text), "a token in the output of {cmd:?}:\n{text}");
         (out.status.code().expect("exited"), text)
     }
 

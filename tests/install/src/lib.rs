@@ -2,6 +2,7 @@
 //! built once per test binary, so a test can install them the way `scripts/setup.sh` does.
 #![deny(missing_docs)]
 
+use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
@@ -11,6 +12,8 @@ use sha2::{Digest, Sha256};
 // --- systemd: the unit files, systemd-analyze and a private user manager (units helper) ---
 pub mod systemd;
 // --- end systemd ---
+pub mod machine;
+pub mod webhook;
 
 /// The tools `scripts/setup.sh` installs.
 pub const TOOLS: [&str; 4] = ["token-expiry", "cred-sync", "cli-poke", "compose-recreate"];
@@ -106,6 +109,44 @@ pub fn has_token_shape(text: &str) -> bool {
             && b[5] == b'-'
             && b[6..26].iter().all(|c| c.is_ascii_alphanumeric() || *c == b'_' || *c == b'-')
     })
+}
+
+/// Now, in Unix milliseconds (the credentials file's `expiresAt` unit).
+///
+/// # Panics
+/// When the clock is before 1970 or past the year 292 million.
+#[must_use]
+pub fn now_ms() -> i64 {
+    i64::try_from(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis()).unwrap()
+}
+
+/// Writes `text` to `path`, creating its parent directories.
+///
+/// # Panics
+/// On I/O errors.
+pub fn write_file(path: &Path, text: &str) {
+    fs::create_dir_all(path.parent().expect("a file path")).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    fs::write(path, text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+}
+
+/// Runs `scripts/verify.sh` in an empty environment that `configure` fills in (arguments,
+/// variables): (exit code, stdout then stderr).
+///
+/// # Panics
+/// When bash cannot run or the script is killed by a signal.
+pub fn run_verify_sh(configure: impl FnOnce(&mut Command)) -> (i32, String) {
+    let mut cmd = Command::new("bash");
+    cmd.arg(repo_root().join("scripts/verify.sh")).env_clear();
+    configure(&mut cmd);
+    let out = cmd.output().expect("bash runs");
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    (out.status.code().expect("exited"), text)
+}
+
+/// The STATUS column of the first row of verify.sh's table whose CHECK starts with `check`.
+#[must_use]
+pub fn row_status<'a>(table: &'a str, check: &str) -> Option<&'a str> {
+    table.lines().find(|l| l.starts_with(check)).and_then(|l| l.split(" | ").nth(1)).map(str::trim)
 }
 
 fn hex(bytes: &[u8]) -> String {

@@ -9,17 +9,15 @@
 //! Test-only settings (service output to files, the sandboxing this machine cannot apply turned
 //! off) are drop-ins in the manager's runtime `systemd/user.control/`, outside what setup writes.
 
-use keeper_install_tests::systemd::{self, UserManager};
-use keeper_install_tests::{bin_dir, fake_token, fingerprint, has_token_shape, repo_root};
+use keeper_install_tests::machine::{GATEWAY, Machine, TestDropins, gateway_token};
+use keeper_install_tests::systemd::UserManager;
+use keeper_install_tests::{bin_dir, fake_token, fingerprint, has_token_shape, now_ms, repo_root};
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
 use std::fs;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
-const GATEWAY: &str = "openclaw-gateway.service";
 /// Every unit of the shipped user set.
 const KEEPER_UNITS: [&str; 6] = [
     "openclaw-keeper-refresh.timer",
@@ -29,159 +27,6 @@ const KEEPER_UNITS: [&str; 6] = [
     "openclaw-keeper-sync-once.service",
     "openclaw-keeper-notify@.service",
 ];
-
-fn now_ms() -> i64 {
-    i64::try_from(SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis()).unwrap()
-}
-
-fn write(path: &Path, text: &str) {
-    fs::create_dir_all(path.parent().unwrap()).unwrap();
-    fs::write(path, text).unwrap();
-}
-
-/// The machine under test.
-struct Machine {
-    home: PathBuf,
-    work: PathBuf,
-    logs: PathBuf,
-    creds: PathBuf,
-    openclaw: PathBuf,
-    profiles: [PathBuf; 2],
-    openclaw_env: PathBuf,
-    gateway_unit: PathBuf,
-    dropin: PathBuf,
-}
-
-impl Machine {
-    fn new(root: &Path) -> Self {
-        let home = root.join("home");
-        let openclaw = home.join(".openclaw");
-        let unit_dir = home.join(".config/systemd/user");
-        Self {
-            creds: home.join(".claude/.credentials.json"),
-            profiles: ["main", "ops"].map(|a| openclaw.join(format!("agents/{a}/agent/auth-profiles.json"))),
-            openclaw_env: home.join(".openclaw-env"),
-            gateway_unit: unit_dir.join(GATEWAY),
-            dropin: unit_dir.join(format!("{GATEWAY}.d/anthropic.conf")),
-            work: root.join("work"),
-            logs: root.join("logs"),
-            openclaw,
-            home,
-        }
-    }
-
-    /// A JSON-era OpenClaw with two agents, the CLI and its credentials, the gateway unit (which
-    /// takes `stop_seconds` to shut down, as a gateway finishing its requests does).
-    fn build(&self, access: &str, refresh: &str, stop_seconds: u32) {
-        fs::create_dir_all(&self.work).unwrap();
-        fs::create_dir_all(&self.logs).unwrap();
-        write(
-            &self.openclaw.join("openclaw.json"),
-            r#"{"meta":{"lastTouchedVersion":"2026.5.20"},"gateway":{"port":18789}}"#,
-        );
-        for profile in &self.profiles {
-            write(profile, r#"{"version":1,"profiles":{}}"#);
-        }
-        write(&self.openclaw_env, "# OpenClaw's environment (the second seed)\n");
-        // Near expiry: inside the CLI's 5-minute refresh window.
-        let doc = serde_json::json!({"claudeAiOauth": {"accessToken": access, "refreshToken": refresh,
-            "expiresAt": now_ms() + 3 * 60_000, "scopes": ["user:inference", "user:profile"], "subscriptionType": "max"}});
-        write(&self.creds, &doc.to_string());
-        fs::set_permissions(&self.creds, fs::Permissions::from_mode(0o600)).unwrap();
-        // The Claude CLI where its native installer puts it (setup detects it there).
-        let cli = self.home.join(".local/bin/claude");
-        fs::create_dir_all(cli.parent().unwrap()).unwrap();
-        fs::copy(bin_dir().join("claude"), &cli).unwrap();
-        fs::set_permissions(&cli, fs::Permissions::from_mode(0o755)).unwrap();
-        // The gateway stand-in: a script that sleeps, holding the environment it was started with.
-        let script = self.home.join("gateway/openclaw-gateway.sh");
-        let body = if stop_seconds == 0 {
-            "exec sleep infinity\n".to_owned()
-        } else {
-            format!("trap 'sleep {stop_seconds}; exit 0' TERM\nsleep infinity &\nwait\n")
-        };
-        write(&script, &format!("#!/bin/sh\n# OpenClaw gateway stand-in\n{body}"));
-        fs::set_permissions(&script, fs::Permissions::from_mode(0o755)).unwrap();
-        write(
-            &self.gateway_unit,
-            &format!(
-                "[Unit]\nDescription=OpenClaw gateway (test stand-in)\n\n[Service]\nExecStart={}\n\n\
-                 [Install]\nWantedBy=default.target\n",
-                script.display()
-            ),
-        );
-        // No journal: unit output goes to the manager's log files.
-        write(
-            &self.home.join(".config/systemd/user.conf"),
-            "[Manager]\nDefaultStandardOutput=inherit\nDefaultStandardError=inherit\n",
-        );
-    }
-
-    /// The access token in the credentials file.
-    fn current_token(&self) -> String {
-        let v: serde_json::Value = serde_json::from_slice(&fs::read(&self.creds).unwrap()).unwrap();
-        v["claudeAiOauth"]["accessToken"].as_str().unwrap().to_owned()
-    }
-
-    /// The targets that do not hold `token` (by name, never the token).
-    fn stale_targets(&self, token: &str) -> Vec<String> {
-        self.profiles
-            .iter()
-            .chain([&self.dropin, &self.openclaw_env])
-            .filter(|t| !fs::read_to_string(t).is_ok_and(|text| text.contains(token)))
-            .map(|t| t.display().to_string())
-            .collect()
-    }
-
-    /// Everything the services and the manager printed.
-    fn all_logs(&self) -> String {
-        let mut text = String::new();
-        for dir in [&self.logs, &self.work] {
-            for entry in fs::read_dir(dir).into_iter().flatten().flatten() {
-                if entry.path().is_file() {
-                    let _ = writeln!(text, "==> {}", entry.path().display());
-                    text.push_str(&fs::read_to_string(entry.path()).unwrap_or_default());
-                }
-            }
-        }
-        text
-    }
-}
-
-/// Test-only drop-ins in the runtime control directory: output to files, and the sandboxing
-/// settings this machine cannot apply turned off.
-fn test_dropins(mgr: &UserManager, m: &Machine, unsupported: &[&str]) {
-    let control = mgr.runtime_dir.join("systemd/user.control");
-    for unit in KEEPER_UNITS.iter().filter(|u| u.ends_with(".service")) {
-        let log = m.logs.join(format!("{}.log", unit.trim_end_matches(".service").trim_end_matches('@')));
-        write(
-            &control.join(format!("{unit}.d/90-test-output.conf")),
-            &format!(
-                "[Service]\nStandardOutput=append:{0}\nStandardError=append:{0}\nReadWritePaths=-{1}\n",
-                log.display(),
-                m.logs.display()
-            ),
-        );
-        if let Some(off) = systemd::sandbox_off_dropin(unsupported) {
-            write(&control.join(format!("{unit}.d/99-test-sandbox.conf")), &off);
-        }
-    }
-}
-
-/// The gateway's main PID and the fingerprint of the token in its environment (None: not
-/// running; empty fingerprint: no token in its environment).
-fn gateway_token(mgr: &UserManager) -> Option<(String, String)> {
-    let pid = mgr.property(GATEWAY, "MainPID");
-    if pid.is_empty() || pid == "0" {
-        return None;
-    }
-    let environ = fs::read(format!("/proc/{pid}/environ")).ok()?;
-    let fp = environ
-        .split(|b| *b == 0)
-        .find_map(|kv| kv.strip_prefix(b"ANTHROPIC_OAUTH_TOKEN="))
-        .map_or_else(String::new, |v| fingerprint(&String::from_utf8_lossy(v)));
-    Some((pid, fp))
-}
 
 /// A script of the repository run as the user would, against the private manager.
 fn script(mgr: &UserManager, m: &Machine, name: &str, args: &[&str]) -> (i32, String, Duration) {
@@ -219,33 +64,19 @@ fn snapshot(dir: &Path, out: &mut BTreeMap<PathBuf, Vec<u8>>) {
     }
 }
 
-/// The machine built, its manager started with the test drop-ins, the gateway running (without a
-/// token): (temp dir, machine, manager, the first access token, the gateway's PID), or None when
-/// no user manager can run here (skipped).
+/// The machine built (credentials near expiry: inside the CLI's 5-minute refresh window; a
+/// gateway that takes `stop_seconds` to stop), its manager started with the test drop-ins in its
+/// runtime control directory, the gateway running (without a token): (temp dir, machine,
+/// manager, the first access token, the gateway's PID), or None when no user manager can run
+/// here (skipped).
 fn machine_with_a_running_gateway(
     stop_seconds: u32,
 ) -> Option<(tempfile::TempDir, Machine, UserManager, String, String)> {
-    if let Some(why) = systemd::user_manager_unavailable() {
-        systemd::skip(&why);
-        return None;
-    }
-    let root = systemd::service_visible_tempdir("setup-user-systemd-");
-    let m = Machine::new(root.path());
+    let (root, m) = Machine::create("setup-user-systemd-")?;
     let first = fake_token("oat");
-    m.build(&first, &fake_token("ort"), stop_seconds);
-    let mgr = match UserManager::start(&m.home, &m.work) {
-        Ok(mgr) => mgr,
-        Err(why) => {
-            systemd::skip(&format!("the user manager did not start: {why}"));
-            return None;
-        }
-    };
-    let unsupported = mgr.unsupported_sandboxing(&mgr.runtime_dir.join("systemd/user.control"));
-    if !unsupported.is_empty() {
-        eprintln!("note: this machine cannot apply {unsupported:?}; turned off for this test only");
-    }
-    test_dropins(&mgr, &m, &unsupported);
-    let _ = mgr.systemctl_ok(&["daemon-reload"]);
+    m.build(stop_seconds);
+    m.write_creds(&first, &fake_token("ort"), now_ms() + 3 * 60_000);
+    let mgr = m.start_manager(TestDropins::RuntimeControl)?;
     let _ = mgr.systemctl_ok(&["start", GATEWAY]);
     let (gateway_pid, fp) = gateway_token(&mgr).expect("the gateway runs");
     assert!(fp.is_empty(), "no token in the gateway's environment before setup");

@@ -10,20 +10,11 @@
 
 use keeper_docker_test_engine::{Engine, engine_or_skip, run_ok, unique_name};
 use keeper_install_tests::systemd::{self, UserManager};
-use keeper_install_tests::{fake_token, fingerprint, has_token_shape};
+use keeper_install_tests::{fake_token, fingerprint, has_token_shape, now_ms, write_file};
 use std::fmt::Write as _;
 use std::fs;
 use std::path::Path;
 use std::time::{Duration, Instant};
-
-fn now_ms() -> i64 {
-    i64::try_from(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis()).unwrap()
-}
-
-fn write(path: &Path, text: &str) {
-    fs::create_dir_all(path.parent().unwrap()).unwrap();
-    fs::write(path, text).unwrap();
-}
 
 fn write_creds(path: &Path, access: &str, expires_ms: i64) {
     let doc = serde_json::json!({"claudeAiOauth": {"accessToken": access, "refreshToken": fake_token("ort"),
@@ -96,7 +87,7 @@ fn system_sync_units_recreate_the_gateway_container() {
     let env_file = project.join(".env");
 
     // The gateway: a compose service that takes the token from .env.
-    write(
+    write_file(
         &project.join("docker-compose.yml"),
         &format!(
             "services:\n  openclaw-gateway:\n    image: {}\n    command: [\"sleep\", \"3600\"]\n    network_mode: none\n    \
@@ -105,14 +96,14 @@ fn system_sync_units_recreate_the_gateway_container() {
         ),
     );
     let old = fake_token("oat");
-    write(&env_file, &format!("ANTHROPIC_OAUTH_TOKEN={old}\n"));
+    write_file(&env_file, &format!("ANTHROPIC_OAUTH_TOKEN={old}\n"));
     let mut up = engine.docker();
     up.args(["compose", "-p", &compose_name, "up", "-d"]).current_dir(&project);
     let _ = run_ok(&mut up);
     let (first_id, fp) = container_token(engine, &project, &compose_name).expect("the gateway runs");
     assert_eq!(fp, fingerprint(&old));
 
-    write(
+    write_file(
         &config,
         &format!(
             "KEEPER_INSTALL=system\nKEEPER_GATEWAY=docker\nKEEPER_MODE=refresh\n\
@@ -145,16 +136,19 @@ fn system_sync_units_recreate_the_gateway_container() {
             .unwrap()
             .replace("/usr/local/bin/", &format!("{}/", bin.display()))
             .replace("/etc/openclaw-oauth-keeper/keeper.env", &config.display().to_string());
-        write(&unit_dir.join(src.file_name().unwrap()), &text);
+        write_file(&unit_dir.join(src.file_name().unwrap()), &text);
     }
     for unit in ["openclaw-keeper-sync-once.service", "openclaw-keeper-sync-compose.service"] {
         let dropins = unit_dir.join(format!("{unit}.d"));
         // systemd/README.md's rules: the target's directory (the compose project directory).
-        write(&dropins.join("50-keeper-paths.conf"), &format!("[Service]\nReadWritePaths=-{}\n", project.display()));
+        write_file(
+            &dropins.join("50-keeper-paths.conf"),
+            &format!("[Service]\nReadWritePaths=-{}\n", project.display()),
+        );
         // Test only: output to files; the private engine's socket lives under /tmp, which
         // PrivateTmp=yes replaces, so it is bound in.
         let log = logs.join(format!("{unit}.log"));
-        write(
+        write_file(
             &dropins.join("90-test.conf"),
             &format!(
                 "[Service]\nStandardOutput=append:{0}\nStandardError=append:{0}\nReadWritePaths=-{1}\nBindPaths={2}\n",
@@ -164,7 +158,7 @@ fn system_sync_units_recreate_the_gateway_container() {
             ),
         );
         if let Some(off) = systemd::sandbox_off_dropin(&unsupported) {
-            write(&dropins.join("99-test-sandbox.conf"), &off);
+            write_file(&dropins.join("99-test-sandbox.conf"), &off);
         }
     }
     let _ = mgr.systemctl_ok(&["daemon-reload"]);

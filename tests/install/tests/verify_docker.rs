@@ -3,14 +3,10 @@
 //! container name or through the compose project; a container left on an old token fails.
 
 use keeper_docker_test_engine::{engine_or_skip, unique_name};
-use keeper_install_tests::{fake_token, fingerprint, has_token_shape, repo_root, systemd};
+use keeper_install_tests::{fake_token, fingerprint, has_token_shape, now_ms, row_status, run_verify_sh, systemd};
 use std::fs;
 use std::path::Path;
 use std::process::Command;
-
-fn now_ms() -> i64 {
-    i64::try_from(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis()).unwrap()
-}
 
 fn write_creds(path: &Path, access: &str) {
     let doc = serde_json::json!({"claudeAiOauth": {"accessToken": access, "refreshToken": fake_token("ort"),
@@ -18,24 +14,17 @@ fn write_creds(path: &Path, access: &str) {
     fs::write(path, doc.to_string()).unwrap();
 }
 
-fn row_status<'a>(table: &'a str, check: &str) -> Option<&'a str> {
-    table.lines().find(|l| l.starts_with(check)).and_then(|l| l.split(" | ").nth(1)).map(str::trim)
-}
-
 fn verify(engine: &keeper_docker_test_engine::Engine, home: &Path, config: &Path) -> (i32, String) {
     let docker_dir = engine.docker_bin().parent().unwrap().display().to_string();
-    let mut cmd = Command::new("bash");
-    cmd.arg(repo_root().join("scripts/verify.sh"))
-        .args(["--system", "--config"])
-        .arg(config)
-        .env_clear()
-        .env("HOME", home)
-        .env("PATH", format!("{docker_dir}:{}:/usr/local/bin:/usr/bin:/bin", home.join("bin").display()));
-    engine.apply_env(&mut cmd);
-    let out = cmd.output().unwrap();
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let (code, text) = run_verify_sh(|cmd| {
+        cmd.args(["--system", "--config"])
+            .arg(config)
+            .env("HOME", home)
+            .env("PATH", format!("{docker_dir}:{}:/usr/local/bin:/usr/bin:/bin", home.join("bin").display()));
+        engine.apply_env(cmd);
+    });
     assert!(!has_token_shape(&text), "a token in verify's output:\n{text}");
-    (out.status.code().expect("exited"), text)
+    (code, text)
 }
 
 #[test]

@@ -2,28 +2,19 @@
 //! rows, and that no token reaches its output. The running-install rows are exercised on a real
 //! user manager in `user_systemd.rs`.
 
-use keeper_install_tests::{fake_token, fingerprint, has_token_shape, repo_root, systemd};
+use keeper_install_tests::{fake_token, fingerprint, has_token_shape, repo_root, row_status, run_verify_sh, systemd};
 use std::fs;
 use std::path::Path;
 use std::process::Command;
 
 fn verify(home: &Path, args: &[&str]) -> (i32, String) {
-    let out = Command::new("bash")
-        .arg(repo_root().join("scripts/verify.sh"))
-        .args(args)
-        .env_clear()
-        .env("HOME", home)
-        .env("PATH", "/usr/bin:/bin")
-        // No manager to reach: systemctl --user fails fast.
-        .env("XDG_RUNTIME_DIR", home.join("no-runtime"))
-        .output()
-        .unwrap();
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    (out.status.code().expect("exited"), text)
-}
-
-fn row_status<'a>(table: &'a str, check: &str) -> Option<&'a str> {
-    table.lines().find(|l| l.starts_with(check)).and_then(|l| l.split(" | ").nth(1)).map(str::trim)
+    run_verify_sh(|cmd| {
+        cmd.args(args)
+            .env("HOME", home)
+            .env("PATH", "/usr/bin:/bin")
+            // No manager to reach: systemctl --user fails fast.
+            .env("XDG_RUNTIME_DIR", home.join("no-runtime"));
+    })
 }
 
 #[test]

@@ -1,10 +1,14 @@
 //! The `claude` stand-in, hermetic commands and fixtures for cli-poke's tests.
 // Each test crate uses a different subset of these helpers.
-#![allow(dead_code, unreachable_pub)]
+#![allow(dead_code, unreachable_pub, unused_imports)]
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
+
+/// The install tests' leak check and webhook stand-in serve these tests too.
+pub use keeper_install_tests::has_token_shape;
+pub use keeper_install_tests::webhook::Webhook;
 
 /// The binary under test.
 pub const BIN: &str = env!("CARGO_BIN_EXE_cli-poke");
@@ -190,7 +194,7 @@ impl Fixture {
         for t in self.seen_tokens.borrow().iter() {
             assert!(!all.contains(t.as_str()), "a token leaked into the output:\n{all}");
         }
-        assert!(!token_shaped(&all), "something token-shaped is in the output:\n{all}");
+        assert!(!has_token_shape(&all), "something token-shaped is in the output:\n{all}");
         for call in self.calls() {
             assert_eq!(call["token_env"], serde_json::json!([]), "{call}");
             assert_eq!(call["token_shaped_env"], serde_json::json!([]), "{call}");
@@ -212,18 +216,6 @@ impl Fixture {
     }
 }
 
-/// Whether `text` holds `sk-ant-<3 lowercase><2 digits>-` followed by 20 or more token characters.
-pub fn token_shaped(text: &str) -> bool {
-    text.match_indices("sk-ant-").any(|(i, _)| {
-        let b = &text.as_bytes()[i + 7..];
-        b.len() >= 26
-            && b[..3].iter().all(u8::is_ascii_lowercase)
-            && b[3..5].iter().all(u8::is_ascii_digit)
-            && b[5] == b'-'
-            && b[6..26].iter().all(|c| c.is_ascii_alphanumeric() || *c == b'_' || *c == b'-')
-    })
-}
-
 /// Whether a process is gone (or a zombie), allowing up to 5 s for one just sent SIGKILL.
 pub fn gone(pid: &str) -> bool {
     let dead = || match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
@@ -238,61 +230,4 @@ pub fn gone(pid: &str) -> bool {
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
     true
-}
-
-/// A webhook stand-in on 127.0.0.1: answers each POST with `status` and records the bodies.
-pub struct Webhook {
-    pub url: String,
-    pub bodies: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
-    pub status: std::sync::Arc<std::sync::Mutex<&'static str>>,
-}
-
-impl Webhook {
-    pub fn start() -> Self {
-        use std::io::{Read, Write};
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let url = format!("http://{}/hooks/keeper", listener.local_addr().unwrap());
-        let bodies = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-        let status = std::sync::Arc::new(std::sync::Mutex::new("200 OK"));
-        let (b, s) = (bodies.clone(), status.clone());
-        std::thread::spawn(move || {
-            for conn in listener.incoming() {
-                let Ok(mut conn) = conn else { continue };
-                let mut req = Vec::new();
-                let mut buf = [0u8; 4096];
-                let body = loop {
-                    let Ok(n) = conn.read(&mut buf) else { break None };
-                    if n == 0 {
-                        break None;
-                    }
-                    req.extend_from_slice(&buf[..n]);
-                    let text = String::from_utf8_lossy(&req).into_owned();
-                    if let Some((head, body)) = text.split_once("\r\n\r\n") {
-                        let len: usize = head
-                            .lines()
-                            .find_map(|l| {
-                                l.to_ascii_lowercase()
-                                    .strip_prefix("content-length:")
-                                    .map(|v| v.trim().parse().unwrap())
-                            })
-                            .unwrap_or(0);
-                        if body.len() >= len {
-                            break Some(body.to_owned());
-                        }
-                    }
-                };
-                if let Some(body) = body {
-                    b.lock().unwrap().push(body);
-                }
-                let reply =
-                    format!("HTTP/1.1 {}\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok", s.lock().unwrap());
-                let _ = conn.write_all(reply.as_bytes());
-            }
-        });
-        Self { url, bodies, status }
-    }
-
-    pub fn received(&self) -> Vec<String> {
-        self.bodies.lock().unwrap().clone()
-    }
 }
