@@ -64,7 +64,8 @@ The Claude CLI:
 What to install:
   --prefix DIR            binaries go to DIR/bin [default: /usr/local (system), ~/.local (user)];
                           the units' ExecStart= paths are rewritten to match
-  --bin-dir DIR           copy pre-built tools from DIR instead of building (cargo install --locked)
+  --bin-dir DIR           copy pre-built tools from DIR instead of building them (cargo build
+                          --release --locked, in the repository's target/ or $CARGO_TARGET_DIR)
   --units-dir DIR         unit sources [default: the repository's systemd/]
   --sync watch|once       sync by inotify (a long-running watcher) or by a timer [default: watch
                           when inotify is available]
@@ -974,7 +975,7 @@ say ""
 say "plan"
 say "  install set:  $install_set (units in $R$unit_dir, config $R$config)"
 if [ -n "$bin_dir" ]; then say "  binaries:     copy ${tools[*]} from $bin_dir into $R$bin"
-else say "  binaries:     cargo install --locked ${tools[*]} into $R$bin"; fi
+else say "  binaries:     build ${tools[*]} (cargo build --release --locked) and copy them into $R$bin"; fi
 say "  mode:         $mode"
 say "  targets:      ${targets[*]}"
 [ -n "$keeper_openclaw_cmd" ] && say "  paste with:   $keeper_openclaw_cmd"
@@ -994,6 +995,26 @@ if $dry_run; then
     say "dry run: nothing changed"
     exit 0
 fi
+[ -z "$R" ] && ((${#units_to_enable[@]})) && $enable && ! command -v systemctl >/dev/null 2>&1 &&
+    die 69 "systemctl not found (pass --no-enable to install the units without enabling them)"
+
+# Cargo, checked before anything changes. Under sudo, root's PATH rarely holds the rustup
+# toolchain of the user who ran sudo: build as that user with theirs.
+cargo_cmd=()
+if [ -z "$bin_dir" ]; then
+    sudo_home=''
+    if [ -n "${SUDO_USER:-}" ] && [ "$(id -u)" -eq 0 ]; then
+        sudo_home=$(getent passwd "$SUDO_USER" | cut -d: -f6) || sudo_home=''
+    fi
+    if command -v cargo >/dev/null 2>&1; then
+        cargo_cmd=(cargo)
+    elif [ -n "$sudo_home" ] && [ -x "$sudo_home/.cargo/bin/cargo" ]; then
+        cargo_cmd=(runuser -u "$SUDO_USER" -- env "HOME=$sudo_home" "PATH=$sudo_home/.cargo/bin:$PATH" cargo)
+    else
+        die 69 "cargo not found: install Rust (https://rustup.rs), or pass --bin-dir DIR with the built tools"
+    fi
+fi
+
 if $interactive; then
     go=''
     ask_yes_no go "Apply this plan?" yes
@@ -1009,8 +1030,6 @@ if [ -n "$R" ] && [ ! -d "$R" ]; then
     root_created=true
     say "created the staging root $R"
 fi
-[ -z "$R" ] && ((${#units_to_enable[@]})) && $enable && ! command -v systemctl >/dev/null 2>&1 &&
-    die 69 "systemctl not found (pass --no-enable to install the units without enabling them)"
 
 step "install the tools into $R$bin"
 if [ -n "$bin_dir" ]; then
@@ -1019,13 +1038,14 @@ if [ -n "$bin_dir" ]; then
         install_file "$bin_dir/$t" "$bin/$t" 755
     done
 else
-    command -v cargo >/dev/null 2>&1 || { printf '%s: cargo not found: install Rust (https://rustup.rs) or pass --bin-dir\n' "$prog" >&2; false; }
-    build_root=$work/cargo-root
-    for t in "${tools[@]}"; do
-        say "  cargo install --locked $t"
-        cargo install --quiet --locked --force --path "$repo/crates/$t" --root "$build_root"
-    done
-    for t in "${tools[@]}"; do install_file "$build_root/bin/$t" "$bin/$t" 755; done
+    # One release build of the four tools (shared dependencies, incremental on a re-run) in the
+    # repository's target directory (or $CARGO_TARGET_DIR), owned by whoever builds.
+    target_dir=${CARGO_TARGET_DIR:-$repo/target}
+    build=(build --release --locked --quiet --manifest-path "$repo/Cargo.toml" --target-dir "$target_dir")
+    for t in "${tools[@]}"; do build+=(-p "$t"); done
+    say "  cargo build --release --locked (${tools[*]}) in $target_dir"
+    "${cargo_cmd[@]}" "${build[@]}"
+    for t in "${tools[@]}"; do install_file "$target_dir/release/$t" "$bin/$t" 755; done
 fi
 if [ -z "$R" ]; then
     for t in "${tools[@]}"; do "$bin/$t" --version >/dev/null; done

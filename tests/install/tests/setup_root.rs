@@ -713,3 +713,54 @@ fn regression_the_system_refresh_ran_a_users_host_cli_as_root() {
         read(&f.staged(Path::new("/etc/systemd/system/openclaw-keeper-refresh.service.d/50-keeper-paths.conf")));
     assert!(!dropin.contains("User="), "{dropin}");
 }
+
+#[test]
+fn without_cargo_or_bin_dir_setup_exits_69_before_changing_anything() {
+    // The fixture's PATH has no cargo and its HOME no ~/.cargo: nothing to build the tools with.
+    let f = Fixture::new(Gateway::UserUnit, Era::Json);
+    let before = f.snapshot(f.dir.path());
+    let (root, units) = (f.root().display().to_string(), f.units_dir().display().to_string());
+    let run = f.setup(&["--yes", "--root", &root, "--units-dir", &units], None);
+    run.assert_code(69);
+    assert!(run.stderr.contains("cargo not found") && run.stderr.contains("--bin-dir"), "{}", run.stderr);
+    assert!(!run.stdout.contains("step 1"), "no step may start:\n{}", run.stdout);
+    let after = f.snapshot(f.dir.path());
+    let added: Vec<_> = after.keys().filter(|k| !before.contains_key(*k) && !k.starts_with("docker-bin")).collect();
+    assert!(added.is_empty(), "setup wrote {added:?}");
+    assert!(!f.root().exists());
+}
+
+/// README's set-up command builds the tools itself (no `--bin-dir`): one `cargo build --release
+/// --locked` of the four tools, whose binaries are the ones installed.
+#[test]
+fn the_readme_setup_command_builds_the_tools_itself() {
+    let f = Fixture::new(Gateway::UserUnit, Era::Json);
+    // The toolchain of this test run (not the rustup proxy: the fixture's HOME has no ~/.rustup),
+    // the real cargo home (its registry cache), and this test's own target directory.
+    let cargo = PathBuf::from(std::env::var_os("CARGO").expect("cargo test sets CARGO"));
+    let toolchain_bin = cargo.parent().unwrap().to_path_buf();
+    let cargo_home = std::env::var_os("CARGO_HOME")
+        .map_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap()).join(".cargo"), PathBuf::from);
+    let exe = std::env::current_exe().unwrap();
+    let target_dir = exe.ancestors().nth(3).unwrap().to_path_buf();
+    let (root, units) = (f.root().display().to_string(), f.units_dir().display().to_string());
+    let mut cmd = std::process::Command::new(keeper_install_tests::repo_root().join("scripts/setup.sh"));
+    cmd.args(["--yes", "--root", &root, "--units-dir", &units]);
+    f.env(&mut cmd);
+    let path = format!("{}:{}", toolchain_bin.display(), std::env::var("PATH").unwrap_or_default());
+    cmd.env("PATH", format!("{}:{path}", f.path_dir().display()))
+        .env("CARGO_HOME", &cargo_home)
+        .env("CARGO_TARGET_DIR", &target_dir);
+    let run = wizard::run(cmd, None);
+    run.assert_code(0);
+    assert!(run.stdout.contains("cargo build --release --locked"), "{}", run.stdout);
+    for tool in TOOLS {
+        let installed = f.staged(&f.home().join(".local/bin").join(tool));
+        assert_eq!(mode(&installed), 0o755, "{}", installed.display());
+        let built = target_dir.join("release").join(tool);
+        assert_eq!(std::fs::read(&installed).unwrap(), std::fs::read(&built).unwrap(), "{tool} is the release build");
+        let version = std::process::Command::new(&installed).arg("--version").output().unwrap();
+        assert!(version.status.success() && String::from_utf8_lossy(&version.stdout).starts_with(tool));
+    }
+    assert!(!has_token_shape(&run.all()), "{}", run.all());
+}
