@@ -88,12 +88,14 @@ fn slow_hook_config(m: &Machine, extra: &str) {
         "{{ {original}; }}; echo run >> {logs}/hook-runs; if [ -e {logs}/armed ] && [ ! -e {logs}/started ]; then \
          : > {logs}/started; while [ ! -e {logs}/go ]; do sleep 0.02; done; fi"
     );
-    let mut new: String = text
+    let mut new: Vec<String> = text
         .lines()
         .filter(|l| !l.starts_with("KEEPER_EXEC_ON_CHANGE=") && !l.starts_with("KEEPER_MAX_ROUNDS="))
-        .map(|l| format!("{l}\n"))
+        .map(str::to_owned)
         .collect();
-    new.push_str(&format!("KEEPER_EXEC_ON_CHANGE=\"{hook}\"\n{extra}"));
+    new.push(format!("KEEPER_EXEC_ON_CHANGE=\"{hook}\""));
+    new.push(extra.to_owned());
+    let new = new.join("\n");
     fs::write(&config, new).unwrap();
 }
 
