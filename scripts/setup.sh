@@ -67,8 +67,9 @@ What to install:
   --bin-dir DIR           copy pre-built tools from DIR instead of building them (cargo build
                           --release --locked, in the repository's target/ or $CARGO_TARGET_DIR)
   --units-dir DIR         unit sources [default: the repository's systemd/]
-  --sync watch|once       sync by inotify (a long-running watcher) or by a timer [default: watch
-                          when inotify is available]
+  --sync watch|once|path  sync by inotify (a long-running watcher), by a timer, or by a systemd
+                          .path unit watching the credentials file [default: watch when inotify
+                          is available]
   --notify-url URL        webhook told when a human must log in again (KEEPER_NOTIFY_URL)
   --notify-every DURATION at most one post per failing unit per DURATION (KEEPER_NOTIFY_EVERY)
                           [default: cli-poke's, 1h]
@@ -175,7 +176,7 @@ done
 case "$gateway" in ''|docker|user-unit) ;; *) usage_error "--gateway must be docker or user-unit" ;; esac
 case "$generation" in ''|json|sqlite) ;; *) usage_error "--generation must be json or sqlite" ;; esac
 case "$base_url_override" in ''|always|auto|never) ;; *) usage_error "--base-url-override must be always, auto or never" ;; esac
-case "$sync_kind" in ''|watch|once) ;; *) usage_error "--sync must be watch or once" ;; esac
+case "$sync_kind" in ''|watch|once|path) ;; *) usage_error "--sync must be watch, once or path" ;; esac
 case "$model_mode" in auto|set|skip) ;; *) usage_error "--model must be auto, set or skip" ;; esac
 [ -z "$cli_path" ] || [ -z "$cli_container" ] || usage_error "--cli and --cli-container exclude each other"
 if [ -n "$root" ]; then
@@ -801,6 +802,7 @@ if [ "$mode" = refresh ]; then
         sync_unit=openclaw-keeper-sync.service
     fi
     [ "$sync_kind" = once ] && sync_unit=openclaw-keeper-sync-once.timer
+    [ "$sync_kind" = path ] && sync_unit=openclaw-keeper-sync.path
 else
     # setup-token: the one long-lived token in the gateway's environment; stale profiles cleared.
     if [ "$gateway" = user-unit ]; then
@@ -1185,6 +1187,17 @@ if ((${#unit_files[@]})); then
     write_paths_dropin openclaw-keeper-sync.service "${sync_paths[@]}"
     write_paths_dropin openclaw-keeper-sync-compose.service "${sync_paths[@]}" "${recreate_paths[@]}"
     write_paths_dropin openclaw-keeper-sync-once.service "${sync_paths[@]}" "${recreate_paths[@]}"
+    # The path unit watches this install's credentials file (the shipped unit holds the default).
+    # The empty assignment drops the default, so only this file triggers a sync.
+    if [ -e "$R$unit_dir/openclaw-keeper-sync.path" ]; then
+        {
+            say "# Written by scripts/setup.sh: the file whose changes start openclaw-keeper-sync-once.service."
+            say "[Path]"
+            say "PathChanged="
+            say "PathChanged=${credentials//%/%%}"
+        } >"$work/paths.conf"
+        install_file "$work/paths.conf" "$unit_dir/openclaw-keeper-sync.path.d/50-keeper-paths.conf" 644
+    fi
 
     # A ReadWritePaths=- entry for a missing directory is dropped, so the first write into it
     # would fail on a read-only file system: create them now. They hold the user's credentials

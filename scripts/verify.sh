@@ -178,6 +178,14 @@ for unit in $units; do
     fi
     state=$(unit_prop "$unit" ActiveState)
     case "$unit" in
+        *.path)
+            # A waiting path unit is active: SubState waiting (running while its service runs).
+            if [ "$state" = active ]; then
+                row "unit $unit" ok "active ($(unit_prop "$unit" SubState)), watching: $(unit_prop "$unit" Paths)"
+            else
+                row "unit $unit" FAIL "${state:-unknown} ($(unit_prop "$unit" Result)): $systemctl_hint enable --now $unit; $(journal_hint "$unit")"
+            fi
+        ;;&
         *.timer)
             next=$(unit_prop "$unit" NextElapseUSecRealtime)
             if [ -z "$next" ] || [ "$next" = n/a ]; then
@@ -190,8 +198,10 @@ for unit in $units; do
             else
                 row "unit $unit" FAIL "${state:-unknown}, next: ${next:-none}: $systemctl_hint enable --now $unit"
             fi
+        ;;&
+        *.timer|*.path)
             service=$(unit_prop "$unit" Unit)
-            service=${service:-${unit%.timer}.service}
+            service=${service:-${unit%.*}.service}
             sstate=$(unit_prop "$service" ActiveState)
             result=$(unit_prop "$service" Result)
             last=$(unit_prop "$service" ExecMainExitTimestamp)

@@ -74,7 +74,9 @@ Exit status (once and --dry-run; the worst wins: 6 > 5 > 0 > 1):
 expired, else 0. --watch runs until SIGTERM/SIGINT (exit 0), or exits 2 at once when the
 source's directory cannot be watched (inotify limits: fall back to a timer running cred-sync
 once); guards and failures are logged and retried on the next change; SIGHUP forces a full
-re-sync.
+re-sync. Once (not --dry-run) re-reads the source after syncing and syncs again while it
+changed meanwhile, up to --max-rounds rounds: the status is then the last round's (0 when an
+earlier round wrote and the last had nothing to do).
 
 Output: one JSON line per written target on stdout ({\"target\", \"kind\", \"fingerprint\",
 \"expires\", \"expires_ms\"}; clear-stale: {\"target\", \"kind\", \"removed\"}), so
@@ -196,6 +198,13 @@ struct Cli {
     #[arg(value_parser = humantime::parse_duration, help_heading = "Mode")]
     exec_timeout: Duration,
 
+    /// Once: after a round, re-read the source and sync again while its `claudeAiOauth` changed
+    /// during the round, at most N rounds in all (1: no re-check). A `.path` unit loses a write
+    /// that lands while its service runs; this catches it
+    #[arg(long, value_name = "N", env = "KEEPER_MAX_ROUNDS", default_value = "5")]
+    #[arg(value_parser = clap::value_parser!(u32).range(1..=100), help_heading = "Mode")]
+    max_rounds: u32,
+
     #[command(flatten)]
     config: keeper_core::config::ConfigArg,
 }
@@ -218,7 +227,10 @@ pub fn main() -> ExitCode {
     if runner.watch {
         return watch::run(&mut runner);
     }
-    ExitCode::from(runner.cycle(true))
+    if runner.dry_run {
+        return ExitCode::from(runner.cycle(true));
+    }
+    ExitCode::from(runner.until_stable())
 }
 
 /// At least one target, and none that would undo another's work.
@@ -248,6 +260,7 @@ pub(crate) struct Runner {
     pub(crate) debounce: Duration,
     exec_on_change: Option<String>,
     exec_timeout: Duration,
+    max_rounds: u32,
     /// The `claudeAiOauth` section of the last sync that left every target in sync: an
     /// unrelated rewrite of the file (MCP tokens) is then no work at all.
     last_synced: Option<serde_json::Value>,
@@ -291,6 +304,7 @@ impl Runner {
             debounce: cli.debounce,
             exec_on_change: cli.exec_on_change,
             exec_timeout: cli.exec_timeout,
+            max_rounds: cli.max_rounds,
             last_synced: None,
         }
     }
@@ -322,6 +336,45 @@ impl Runner {
         let code = self.report(&reports);
         let complete = reports.iter().all(|r| matches!(r.outcome, Outcome::Unchanged | Outcome::Written));
         self.last_synced = (complete && !self.dry_run).then_some(fresh.section);
+        code
+    }
+
+    /// One-shot: a round, then again while the source changed during the round (systemd's
+    /// `PathChanged=` drops the event of a write landing while the triggered service runs,
+    /// systemd#5770), at most `max_rounds` rounds. The exit code is the last round's, except that
+    /// a round that wrote makes a later "nothing to do" a 0.
+    fn until_stable(&mut self) -> u8 {
+        let mut seen = source::snapshot(&self.from);
+        let mut code = self.cycle(true);
+        for round in 2..=self.max_rounds {
+            let now_seen = source::snapshot(&self.from);
+            if now_seen == seen {
+                return code;
+            }
+            log(
+                Level::Info,
+                PROGRAM,
+                format_args!(
+                    "{}: changed during the run; syncing again (round {round} of at most {})",
+                    self.from.display(),
+                    self.max_rounds
+                ),
+            );
+            seen = now_seen;
+            let this = self.cycle(true);
+            code = if this == EXIT_NOTHING_TO_DO && code == EXIT_SYNCED { EXIT_SYNCED } else { this };
+        }
+        if self.max_rounds > 1 && source::snapshot(&self.from) != seen {
+            log(
+                Level::Warning,
+                PROGRAM,
+                format_args!(
+                    "{}: still changing after {} rounds; stopping (--max-rounds): the next run syncs the rest",
+                    self.from.display(),
+                    self.max_rounds
+                ),
+            );
+        }
         code
     }
 

@@ -44,3 +44,12 @@ pub(crate) fn read(path: &Path, now_ms: i64, allow_expired: bool) -> Result<Fres
     let section = claude::oauth_section(&doc).cloned().unwrap_or(Value::Null);
     Ok(Fresh { credential, section })
 }
+
+/// The source's `claudeAiOauth` section as it is now, or `None` when the file cannot be read or
+/// parsed: what a one-shot run compares before and after a round to see a write that landed
+/// during it. No checks (expiry, logged-out): a change to any of those is a change.
+pub(crate) fn snapshot(path: &Path) -> Option<Value> {
+    let bytes = read_bounded(&Source::File(path.to_path_buf())).ok()?;
+    let doc = claude::parse(&bytes).ok()?;
+    Some(claude::oauth_section(&doc).cloned().unwrap_or(Value::Null))
+}

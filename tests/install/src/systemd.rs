@@ -41,7 +41,7 @@ pub fn unit_sources(set: &str) -> Vec<PathBuf> {
     let mut units: Vec<PathBuf> = fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
         .map(|e| e.expect("dir entry").path())
-        .filter(|p| p.extension().is_some_and(|x| x == "service" || x == "timer"))
+        .filter(|p| p.extension().is_some_and(|x| x == "service" || x == "timer" || x == "path"))
         .collect();
     units.sort();
     units

@@ -451,6 +451,42 @@ fn a_failing_step_is_named_and_everything_this_run_installed_is_rolled_back() {
     assert_eq!(f.snapshot(&f.root()), before, "the root is exactly as before");
 }
 
+/// `--sync path`: the path unit is the sync unit, and its drop-in names the install's
+/// credentials file (the empty assignment first drops the shipped default) in both sets.
+#[test]
+fn sync_path_enables_the_path_unit_with_a_dropin_naming_the_credentials_file() {
+    for gateway in [Gateway::Docker { passes_var: true }, Gateway::UserUnit] {
+        let f = Fixture::new(gateway, Era::Json);
+        let run = f.setup_root(&["--sync", "path"]);
+        run.assert_code(0);
+        let (config, unit_dir, man) = if gateway == Gateway::UserUnit {
+            (user_config(&f), user_unit_dir(&f), user_manifest(&f))
+        } else {
+            (PathBuf::from(SYSTEM_CONFIG), PathBuf::from(SYSTEM_UNIT_DIR), PathBuf::from(SYSTEM_MANIFEST))
+        };
+        let cfg = f.config(&config);
+        assert_eq!(cfg["KEEPER_SYNC_UNIT"], "openclaw-keeper-sync.path", "{gateway:?}");
+        assert_eq!(cfg["KEEPER_UNITS"], "openclaw-keeper-refresh.timer openclaw-keeper-sync.path", "{gateway:?}");
+        let dropin = unit_dir.join("openclaw-keeper-sync.path.d/50-keeper-paths.conf");
+        let text = read(&f.staged(&dropin));
+        let lines: Vec<&str> = text.lines().filter(|l| !l.starts_with('#')).collect();
+        let watched = format!("PathChanged={}", f.credentials().display());
+        assert_eq!(lines, ["[Path]", "PathChanged=", watched.as_str()], "{gateway:?}");
+        assert!(f.staged(&unit_dir.join("openclaw-keeper-sync.path")).is_file());
+        // The oneshot it starts has its writable paths like the other sync units.
+        assert!(f.staged(&unit_dir.join("openclaw-keeper-sync-once.service.d/50-keeper-paths.conf")).is_file());
+        assert!(manifest(&f, &man).contains(&dropin), "{gateway:?}: the manifest lists the path drop-in");
+        assert!(run.stdout.contains("openclaw-keeper-sync.path"), "{}", run.stdout);
+        f.uninstall(&[]).assert_code(0);
+        assert!(!f.staged(&dropin).exists(), "{gateway:?}: uninstall removes the drop-in");
+        assert!(!f.staged(&unit_dir.join("openclaw-keeper-sync.path")).exists());
+    }
+    let f = Fixture::new(Gateway::UserUnit, Era::Json);
+    let run = f.setup_root(&["--sync", "paths"]);
+    run.assert_code(64);
+    assert!(run.stderr.contains("--sync must be watch, once or path"), "{}", run.stderr);
+}
+
 #[test]
 fn uninstall_removes_exactly_what_setup_installed() {
     for gateway in [Gateway::Docker { passes_var: true }, Gateway::UserUnit] {

@@ -105,7 +105,7 @@ fn system_units_verify_silently() {
         return;
     }
     let (_dir, files) = staged_system_set();
-    assert_eq!(files.len(), 7, "{files:?}");
+    assert_eq!(files.len(), 8, "{files:?}");
     let out =
         Command::new("systemd-analyze").arg("verify").args(&files).env("SYSTEMD_LOG_COLOR", "0").output().unwrap();
     assert_silent("(system set)", &out);
@@ -117,9 +117,35 @@ fn user_units_verify_silently() {
         return;
     }
     let (home, files) = staged_user_set();
-    assert_eq!(files.len(), 6, "{files:?}");
+    assert_eq!(files.len(), 7, "{files:?}");
     let out = user_analyze(home.path()).arg("verify").args(&files).output().unwrap();
     assert_silent("--user (user set)", &out);
+}
+
+/// The path unit as setup.sh leaves it: the shipped default replaced by the install's
+/// credentials file in `openclaw-keeper-sync.path.d/50-keeper-paths.conf`.
+#[test]
+fn path_unit_with_setups_dropin_verifies_silently() {
+    if !analyze_available() {
+        return;
+    }
+    let (home, files) = staged_user_set();
+    let dropin = home.path().join(".config/systemd/user/openclaw-keeper-sync.path.d/50-keeper-paths.conf");
+    fs::create_dir_all(dropin.parent().unwrap()).unwrap();
+    let creds = home.path().join("cfg/.credentials.json");
+    fs::write(
+        &dropin,
+        format!("# Written by scripts/setup.sh\n[Path]\nPathChanged=\nPathChanged={}\n", creds.display()),
+    )
+    .unwrap();
+    let path_unit: Vec<&PathBuf> = files.iter().filter(|f| f.extension().is_some_and(|x| x == "path")).collect();
+    assert_eq!(path_unit.len(), 1, "{files:?}");
+    let out = user_analyze(home.path()).arg("verify").args(&path_unit).output().unwrap();
+    assert_silent("--user openclaw-keeper-sync.path with the drop-in", &out);
+    // A misspelt key in the drop-in is caught the same way.
+    fs::write(&dropin, "[Path]\nPathChanged=\nPathChange=/x\n").unwrap();
+    let out = user_analyze(home.path()).arg("verify").args(&path_unit).output().unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("PathChange"), "{out:?}");
 }
 
 /// A typo'd key is only a warning to systemd: the check above must catch it (it reads the
@@ -175,6 +201,7 @@ fn unit_sets_name_the_contracts_units() {
         "openclaw-keeper-refresh.timer",
         "openclaw-keeper-sync-once.service",
         "openclaw-keeper-sync-once.timer",
+        "openclaw-keeper-sync.path",
         "openclaw-keeper-sync.service",
     ];
     assert_eq!(names("user"), common);
@@ -219,6 +246,22 @@ fn keys_that_matter() {
         assert_eq!(get(once, "Unit", "StartLimitIntervalSec"), Some("0"));
         assert!(get(once, "Service", "ExecStart").unwrap().contains(&format!("{bin}cred-sync")));
 
+        assert!(!get(once, "Service", "ExecStart").unwrap().contains("--max-rounds"), "{set}: the re-check stays on");
+
+        // The path variant: the credentials file starts the oneshot, which never hits a start
+        // limit (that would stop the path unit watching for good: StartLimitIntervalSec=0 above).
+        let path = unit("openclaw-keeper-sync.path");
+        let creds = if set == "user" { "%h/.claude/.credentials.json" } else { "/root/.claude/.credentials.json" };
+        assert_eq!(get(path, "Path", "PathChanged"), Some(creds), "{set}: the default setup's drop-in replaces");
+        assert_eq!(get(path, "Path", "Unit"), Some("openclaw-keeper-sync-once.service"), "{set}");
+        assert_eq!(get(path, "Install", "WantedBy"), Some("paths.target"), "{set}");
+        let conflicts = get(path, "Unit", "Conflicts").unwrap();
+        for other in ["openclaw-keeper-sync.service", "openclaw-keeper-sync-once.timer"] {
+            assert!(conflicts.split(' ').any(|c| c == other), "{set}: the path unit conflicts with {other}");
+        }
+        let once_timer = get(unit("openclaw-keeper-sync-once.timer"), "Unit", "Conflicts").unwrap();
+        assert!(once_timer.split(' ').any(|c| c == "openclaw-keeper-sync.path"), "{set}");
+
         let notify = unit("openclaw-keeper-notify@.service");
         let want =
             if set == "user" { "cli-poke --notify-failed %i --user-unit" } else { "cli-poke --notify-failed %i" };
@@ -226,7 +269,7 @@ fn keys_that_matter() {
         assert_eq!(get(notify, "Unit", "OnFailure"), None, "no failure loop");
 
         for (name, keys) in &units {
-            if Path::new(name).extension().is_some_and(|x| x == "timer") {
+            if Path::new(name).extension().is_some_and(|x| x == "timer" || x == "path") {
                 continue;
             }
             let service = |k: &str| get(keys, "Service", k);
@@ -254,6 +297,8 @@ fn keys_that_matter() {
     }
     let system = units("system");
     let compose = &system["openclaw-keeper-sync-compose.service"];
+    let path_conflicts = get(&system["openclaw-keeper-sync.path"], "Unit", "Conflicts").unwrap();
+    assert!(path_conflicts.split(' ').any(|c| c == "openclaw-keeper-sync-compose.service"));
     assert_eq!(get(compose, "Unit", "Conflicts"), Some("openclaw-keeper-sync.service"));
     assert_eq!(
         get(compose, "Service", "ExecStart"),

@@ -10,13 +10,14 @@ use std::process::{Command, Output, Stdio};
 
 /// The units of each set named in the contract; placeholders stand in when `systemd/<set>/` is
 /// still empty in this worktree (they live only under the test's temp dir).
-pub(crate) const SYSTEM_UNITS: [&str; 7] = [
+pub(crate) const SYSTEM_UNITS: [&str; 8] = [
     "openclaw-keeper-refresh.timer",
     "openclaw-keeper-refresh.service",
     "openclaw-keeper-sync.service",
     "openclaw-keeper-sync-compose.service",
     "openclaw-keeper-sync-once.timer",
     "openclaw-keeper-sync-once.service",
+    "openclaw-keeper-sync.path",
     "openclaw-keeper-notify@.service",
 ];
 

@@ -1,0 +1,216 @@
+//! The `.path`-unit variant of the sync on a real private user manager (DOMAIN.md §5):
+//! `scripts/setup.sh --user --yes --sync path` installs `openclaw-keeper-sync.path`, which starts
+//! `openclaw-keeper-sync-once.service` when the CLI replaces its credentials file (by rename, as
+//! 2.1.197 does).
+//!
+//! The race (systemd#5770): a write landing while the oneshot still runs is not reported by
+//! `PathChanged=`. The run is held open deterministically: `KEEPER_EXEC_ON_CHANGE` (the gateway
+//! restart) is followed by a wait for a file the test creates only after its second write. With
+//! cred-sync's re-check (the default) the last token reaches every target; with
+//! `KEEPER_MAX_ROUNDS=1` (no re-check) it does not: the loss the re-check exists for.
+//!
+//! `KEEPER_PATH_RACE_TRIALS=N` repeats each race N times and prints the count (a measurement).
+
+use keeper_install_tests::machine::{GATEWAY, Machine, TestDropins, gateway_token};
+use keeper_install_tests::systemd::UserManager;
+use keeper_install_tests::{bin_dir, fake_token, fingerprint, has_token_shape, now_ms, repo_root, row_status};
+use std::fs;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const PATH_UNIT: &str = "openclaw-keeper-sync.path";
+const ONCE: &str = "openclaw-keeper-sync-once.service";
+const HOUR_MS: i64 = 3_600_000;
+
+fn wait_for(what: &str, m: &Machine, timeout: Duration, mut ok: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !ok() {
+        if Instant::now() > deadline {
+            let logs = m.all_logs();
+            assert!(!has_token_shape(&logs), "a token is in the logs");
+            panic!("timed out after {timeout:?} waiting for {what}\n{logs}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn script(mgr: &UserManager, m: &Machine, name: &str, args: &[&str]) -> (i32, String) {
+    let out = Command::new("bash")
+        .arg(repo_root().join("scripts").join(name))
+        .args(args)
+        .env_clear()
+        .envs(mgr.client_env())
+        .env("LANG", "C.UTF-8")
+        .env("TMPDIR", &m.work)
+        .env("DOCKER_HOST", format!("unix://{}", m.work.join("no-engine.sock").display()))
+        .current_dir(&m.work)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let text = format!(
+        "--- stdout\n{}--- stderr\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!has_token_shape(&text), "a token in {name}'s output");
+    (out.status.code().unwrap_or(-1), text)
+}
+
+/// The machine with the path variant installed by setup.sh, the gateway running with the
+/// token the CLI test refreshed. None: no user manager here (skipped).
+fn installed_path_variant() -> Option<(tempfile::TempDir, Machine, UserManager)> {
+    let (root, m) = Machine::create("path-unit-")?;
+    m.build(0);
+    m.write_creds(&fake_token("oat"), &fake_token("ort"), now_ms() + 3 * 60_000);
+    let mgr = m.start_manager(TestDropins::RuntimeControl)?;
+    let _ = mgr.systemctl_ok(&["start", GATEWAY]);
+    let bins = bin_dir().to_str().unwrap().to_owned();
+    let (code, out) = script(&mgr, &m, "setup.sh", &["--user", "--yes", "--sync", "path", "--bin-dir", &bins]);
+    assert_eq!(code, 0, "setup.sh\n{out}\n{}", m.all_logs());
+    assert!(out.contains(&format!("enable and start openclaw-keeper-refresh.timer {PATH_UNIT}")), "{out}");
+    Some((root, m, mgr))
+}
+
+/// Replaces the config's `KEEPER_EXEC_ON_CHANGE` with: the gateway restart setup wrote, then
+/// (once per arming) "started" and a wait for "go"; every run appends to `hook-runs`. Adds
+/// `extra` lines. The service reads the config at each start: no reload needed.
+fn slow_hook_config(m: &Machine, extra: &str) {
+    let config = m.home.join(".config/openclaw-oauth-keeper/keeper.env");
+    let text = fs::read_to_string(&config).unwrap();
+    let original = text
+        .lines()
+        .find_map(|l| l.strip_prefix("KEEPER_EXEC_ON_CHANGE="))
+        .expect("setup wrote the gateway restart hook")
+        .trim_matches(|c| c == '\'' || c == '"')
+        .to_owned();
+    let logs = m.logs.display();
+    let hook = format!(
+        "{{ {original}; }}; echo run >> {logs}/hook-runs; if [ -e {logs}/armed ] && [ ! -e {logs}/started ]; then \
+         : > {logs}/started; while [ ! -e {logs}/go ]; do sleep 0.02; done; fi"
+    );
+    let mut new: Vec<String> = text
+        .lines()
+        .filter(|l| !l.starts_with("KEEPER_EXEC_ON_CHANGE=") && !l.starts_with("KEEPER_MAX_ROUNDS="))
+        .map(str::to_owned)
+        .collect();
+    new.push(format!("KEEPER_EXEC_ON_CHANGE=\"{hook}\""));
+    new.push(extra.to_owned());
+    let new = new.join("\n");
+    fs::write(&config, new).unwrap();
+}
+
+fn hook_runs(m: &Machine) -> usize {
+    fs::read_to_string(m.logs.join("hook-runs")).unwrap_or_default().lines().count()
+}
+
+fn settled(mgr: &UserManager) -> bool {
+    mgr.property(ONCE, "ActiveState") != "activating" && mgr.property(PATH_UNIT, "SubState") == "waiting"
+}
+
+/// One race: write A (triggers the oneshot, which holds in the hook), write B while it runs,
+/// release it, wait until the oneshot has finished and the path unit waits again. Returns
+/// (A, B, hook runs during the trial).
+fn race(m: &Machine, mgr: &UserManager) -> (String, String, usize) {
+    // A write landing before the previous run has ended would itself be the race under test.
+    wait_for("the previous run to end", m, Duration::from_secs(60), || settled(mgr));
+    for f in ["started", "go"] {
+        let _ = fs::remove_file(m.logs.join(f));
+    }
+    fs::write(m.logs.join("armed"), "").unwrap();
+    let runs_before = hook_runs(m);
+    let a = fake_token("oat");
+    m.write_creds(&a, &fake_token("ort"), now_ms() + 8 * HOUR_MS);
+    wait_for("the oneshot to hold in its hook", m, Duration::from_secs(60), || m.logs.join("started").exists());
+    assert!(m.stale_targets(&a).is_empty(), "A was synced before the hook ran");
+    let b = fake_token("oat");
+    m.write_creds(&b, &fake_token("ort"), now_ms() + 8 * HOUR_MS);
+    assert_eq!(mgr.property(ONCE, "ActiveState"), "activating", "B landed while the oneshot ran");
+    fs::write(m.logs.join("go"), "").unwrap();
+    wait_for("the oneshot to finish", m, Duration::from_secs(60), || settled(mgr));
+    fs::remove_file(m.logs.join("armed")).unwrap();
+    (a, b, hook_runs(m) - runs_before)
+}
+
+fn trials() -> usize {
+    std::env::var("KEEPER_PATH_RACE_TRIALS").ok().and_then(|n| n.parse().ok()).unwrap_or(1)
+}
+
+#[test]
+fn path_unit_syncs_a_renamed_credentials_file_and_a_write_landing_mid_run() {
+    let Some((_root, m, mut mgr)) = installed_path_variant() else { return };
+    assert_eq!(mgr.property(PATH_UNIT, "ActiveState"), "active");
+    assert_eq!(mgr.property(PATH_UNIT, "SubState"), "waiting");
+    assert_eq!(mgr.property(PATH_UNIT, "UnitFileState"), "enabled");
+    assert_eq!(mgr.property("openclaw-keeper-sync.service", "ActiveState"), "inactive", "not the watcher too");
+    // Only the install's credentials file is watched (the drop-in reset the default).
+    assert_eq!(mgr.property(PATH_UNIT, "Paths"), format!("{} (PathChanged)", m.creds.display()));
+    assert_eq!(mgr.property(ONCE, "StartLimitIntervalUSec"), "0");
+    let refreshed = m.current_token();
+    assert!(m.stale_targets(&refreshed).is_empty(), "the CLI test's token: {:?}", m.stale_targets(&refreshed));
+
+    // verify.sh: the path unit's row is ok (active, waiting).
+    let (code, table) = script(&mgr, &m, "verify.sh", &["--user"]);
+    assert_eq!(code, 0, "{table}");
+    assert_eq!(row_status(&table, &format!("unit {PATH_UNIT}")), Some("ok"), "{table}");
+    assert!(table.contains(&format!("active (waiting), watching: {} (PathChanged)", m.creds.display())), "{table}");
+
+    // A new file by rename (a new inode) starts the oneshot: every target and the gateway.
+    let next = fake_token("oat");
+    m.write_creds(&next, &fake_token("ort"), now_ms() + 8 * HOUR_MS);
+    wait_for("the renamed file's token in every target", &m, Duration::from_secs(30), || {
+        m.stale_targets(&next).is_empty()
+    });
+    wait_for("the gateway restarted with it", &m, Duration::from_secs(30), || {
+        gateway_token(&mgr).is_some_and(|(_, fp)| fp == fingerprint(&next))
+    });
+
+    // The race, with the re-check: the last token reaches every target in the same run.
+    slow_hook_config(&m, "");
+    let mut lost = 0;
+    for _ in 0..trials() {
+        let (_a, b, runs) = race(&m, &mgr);
+        if !m.stale_targets(&b).is_empty() {
+            lost += 1;
+        }
+        assert!(m.stale_targets(&b).is_empty(), "B is in every target: {:?}\n{}", m.stale_targets(&b), m.all_logs());
+        assert_eq!(runs, 2, "one run, two rounds that wrote (the hook ran for each)");
+        assert_eq!(gateway_token(&mgr).map(|(_, fp)| fp), Some(fingerprint(&b)), "the gateway holds B");
+    }
+    eprintln!("with the re-check: {lost} of {} mid-run writes lost", trials());
+    assert!(m.all_logs().contains("changed during the run; syncing again (round 2"));
+    assert_eq!(mgr.property(PATH_UNIT, "ActiveState"), "active", "the path unit still watches");
+
+    let (code, out) = script(&mgr, &m, "uninstall.sh", &["--user", "--yes"]);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(mgr.property(PATH_UNIT, "LoadState"), "not-found", "{out}");
+    assert!(!m.unit_dir.join(format!("{PATH_UNIT}.d/50-keeper-paths.conf")).exists(), "the drop-in is removed");
+    let (clean, leftovers) = mgr.stop();
+    assert!(clean && leftovers.is_empty(), "{leftovers:?}");
+    assert!(!has_token_shape(&m.all_logs()), "a token is in the logs");
+}
+
+/// What the re-check is for: the same race with `KEEPER_MAX_ROUNDS=1` loses B (systemd#5770).
+/// The oneshot has finished and the path unit waits again when the targets are read; a lost
+/// event is never reported later, so a further start of the oneshot is watched for a while.
+#[test]
+fn without_the_recheck_a_write_landing_mid_run_is_lost() {
+    let Some((_root, m, mut mgr)) = installed_path_variant() else { return };
+    slow_hook_config(&m, "KEEPER_MAX_ROUNDS=1\n");
+    let mut lost = 0;
+    for _ in 0..trials() {
+        let (a, b, runs) = race(&m, &mgr);
+        assert_eq!(runs, 1, "one round");
+        let starts = mgr.property(ONCE, "InvocationID");
+        // Were B's event kept, the oneshot would start again at once (~20-30 ms here).
+        std::thread::sleep(Duration::from_secs(2));
+        assert_eq!(mgr.property(ONCE, "InvocationID"), starts, "no further run of the oneshot");
+        if m.stale_targets(&b).len() == 4 {
+            lost += 1;
+            assert!(m.stale_targets(&a).is_empty(), "the targets hold A");
+        }
+    }
+    eprintln!("without the re-check: {lost} of {} mid-run writes lost", trials());
+    assert_eq!(lost, trials(), "systemd reported none of the mid-run writes\n{}", m.all_logs());
+    let (clean, leftovers) = mgr.stop();
+    assert!(clean && leftovers.is_empty(), "{leftovers:?}");
+}
