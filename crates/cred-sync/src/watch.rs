@@ -144,16 +144,42 @@ impl Watcher<'_> {
         if let Some(Watching::SourceDir(wd) | Watching::Ancestor(wd)) = self.watching.take() {
             let _ = self.inotify.watches().remove(wd);
         }
-        match self.inotify.watches().add(&self.dir, keeper_core::watch::FILE_IN_DIR_EVENTS) {
-            Ok(wd) => {
-                self.watching = Some(Watching::SourceDir(wd));
+        // A directory on the way down may be created between the failed watch below it and the
+        // ancestor's watch: its IN_CREATE came before that watch existed, so look again after
+        // adding it (bounded: a path flapping that fast is caught by the next event).
+        for _ in 0..8 {
+            match self.inotify.watches().add(&self.dir, keeper_core::watch::FILE_IN_DIR_EVENTS) {
+                Ok(wd) => {
+                    self.watching = Some(Watching::SourceDir(wd));
+                    return Ok(());
+                }
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(format!("cannot watch {}: {e}", self.dir.display()));
+                }
+                Err(_) => {}
+            }
+            let (wd, ancestor) = self.watch_nearest_ancestor()?;
+            let below = self.dir.ancestors().take_while(|a| *a != ancestor).last().unwrap_or(&self.dir);
+            if !below.exists() {
+                log(
+                    Level::Warning,
+                    crate::PROGRAM,
+                    format_args!(
+                        "{} does not exist; watching {} until it does",
+                        self.dir.display(),
+                        ancestor.display()
+                    ),
+                );
+                self.watching = Some(Watching::Ancestor(wd));
                 return Ok(());
             }
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                return Err(format!("cannot watch {}: {e}", self.dir.display()));
-            }
-            Err(_) => {}
+            let _ = self.inotify.watches().remove(wd);
         }
+        Err(format!("{} keeps appearing and vanishing; cannot watch it", self.dir.display()))
+    }
+
+    /// Watches the nearest existing ancestor of the source's directory for the way back down.
+    fn watch_nearest_ancestor(&mut self) -> Result<(WatchDescriptor, PathBuf), String> {
         let dir_events = WatchMask::CREATE
             | WatchMask::MOVED_TO
             | WatchMask::DELETE_SELF
@@ -161,19 +187,7 @@ impl Watcher<'_> {
             | WatchMask::ONLYDIR;
         for ancestor in self.dir.ancestors().skip(1) {
             match self.inotify.watches().add(ancestor, dir_events) {
-                Ok(wd) => {
-                    log(
-                        Level::Warning,
-                        crate::PROGRAM,
-                        format_args!(
-                            "{} does not exist; watching {} until it does",
-                            self.dir.display(),
-                            ancestor.display()
-                        ),
-                    );
-                    self.watching = Some(Watching::Ancestor(wd));
-                    return Ok(());
-                }
+                Ok(wd) => return Ok((wd, ancestor.to_path_buf())),
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                 Err(e) => return Err(format!("cannot watch {}: {e}", ancestor.display())),
             }

@@ -95,6 +95,29 @@ fn a_config_directory_created_after_start_is_picked_up() {
     watch.stop();
 }
 
+/// Bug: when the source's directory vanished, re-arming found it missing and then watched its
+/// parent; a directory made again between those two steps sent its `IN_CREATE` before the parent's
+/// watch existed, so the watch waited for good on a directory that was already back (seen once in
+/// a full run of `a_config_directory_created_after_start_is_picked_up`). 200 rounds of remove,
+/// make again, write: without the fix 4 of 5 runs lost a round (at rounds 25 to 64).
+#[test]
+fn bug_a_directory_made_again_while_rearming_was_never_seen() {
+    let home = Home::new();
+    let target = home.path(".env");
+    let watch = dotenv_watch(&home, &target);
+    for round in 0..200 {
+        std::fs::remove_dir_all(home.path(".claude")).unwrap();
+        std::fs::create_dir(home.path(".claude")).unwrap();
+        let access = new_source(&home, WriteStyle::Rename);
+        assert!(
+            wait_for(LIMIT, || held_token(&target).as_ref() == Some(&access)),
+            "round {round}: {:?}",
+            watch.stderr().iter().rev().take(6).collect::<Vec<_>>()
+        );
+    }
+    watch.stop();
+}
+
 /// Bug: re-arming removes the old watch, and the kernel then queues `IN_IGNORED` for it. That event
 /// was taken for the new watch's directory vanishing, so cred-sync re-armed again, removing the new
 /// watch, whose `IN_IGNORED` came next: a busy loop, three log lines per turn, that never returned to
