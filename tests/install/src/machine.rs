@@ -10,6 +10,8 @@ use std::fmt::Write as _;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 use crate::systemd::{self, UserManager};
 use crate::{bin_dir, fingerprint, write_file};
@@ -199,6 +201,53 @@ impl Machine {
             }
         }
         text
+    }
+
+    /// Polls `ok` every 20 ms until it holds; after `timeout`, fails the test naming `what`,
+    /// with every log (checked first for tokens, which must never be printed).
+    ///
+    /// # Panics
+    /// On the timeout.
+    pub fn wait_for(&self, what: &str, timeout: Duration, mut ok: impl FnMut() -> bool) {
+        let deadline = Instant::now() + timeout;
+        while !ok() {
+            if Instant::now() > deadline {
+                let logs = self.all_logs();
+                assert!(!crate::has_token_shape(&logs), "a token is in the logs");
+                panic!("timed out after {timeout:?} waiting for {what}\n{logs}");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Runs the repository's `scripts/NAME` as the user would, against `mgr` (its client
+    /// environment only; no Docker engine, so detection finds the user unit); returns its exit
+    /// status, its output and how long it took. A token in the output fails the test.
+    ///
+    /// # Panics
+    /// When the script cannot be started, or printed a token.
+    #[must_use]
+    pub fn run_script(&self, mgr: &UserManager, name: &str, args: &[&str]) -> (i32, String, Duration) {
+        let started = Instant::now();
+        let out = Command::new("bash")
+            .arg(crate::repo_root().join("scripts").join(name))
+            .args(args)
+            .env_clear()
+            .envs(mgr.client_env())
+            .env("LANG", "C.UTF-8")
+            .env("TMPDIR", &self.work)
+            .env("DOCKER_HOST", format!("unix://{}", self.work.join("no-engine.sock").display()))
+            .current_dir(&self.work)
+            .stdin(Stdio::null())
+            .output()
+            .expect("bash runs");
+        let text = format!(
+            "--- stdout\n{}--- stderr\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(!crate::has_token_shape(&text), "a token in {name}'s output");
+        (out.status.code().unwrap_or(-1), text, started.elapsed())
     }
 
     /// Starts the machine's user manager with the test-only drop-ins in `dropins` (service

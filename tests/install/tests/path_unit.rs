@@ -13,48 +13,14 @@
 
 use keeper_install_tests::machine::{GATEWAY, Machine, TestDropins, gateway_token};
 use keeper_install_tests::systemd::UserManager;
-use keeper_install_tests::{bin_dir, fake_token, fingerprint, has_token_shape, now_ms, repo_root, row_status};
+use keeper_install_tests::{bin_dir, fake_token, fingerprint, has_token_shape, now_ms, row_status};
 use std::fs;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+
+use std::time::Duration;
 
 const PATH_UNIT: &str = "openclaw-keeper-sync.path";
 const ONCE: &str = "openclaw-keeper-sync-once.service";
 const HOUR_MS: i64 = 3_600_000;
-
-fn wait_for(what: &str, m: &Machine, timeout: Duration, mut ok: impl FnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    while !ok() {
-        if Instant::now() > deadline {
-            let logs = m.all_logs();
-            assert!(!has_token_shape(&logs), "a token is in the logs");
-            panic!("timed out after {timeout:?} waiting for {what}\n{logs}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-fn script(mgr: &UserManager, m: &Machine, name: &str, args: &[&str]) -> (i32, String) {
-    let out = Command::new("bash")
-        .arg(repo_root().join("scripts").join(name))
-        .args(args)
-        .env_clear()
-        .envs(mgr.client_env())
-        .env("LANG", "C.UTF-8")
-        .env("TMPDIR", &m.work)
-        .env("DOCKER_HOST", format!("unix://{}", m.work.join("no-engine.sock").display()))
-        .current_dir(&m.work)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    let text = format!(
-        "--- stdout\n{}--- stderr\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(!has_token_shape(&text), "a token in {name}'s output");
-    (out.status.code().unwrap_or(-1), text)
-}
 
 /// The machine with the path variant installed by setup.sh, the gateway running with the
 /// token the CLI test refreshed. None: no user manager here (skipped).
@@ -65,7 +31,7 @@ fn installed_path_variant() -> Option<(tempfile::TempDir, Machine, UserManager)>
     let mgr = m.start_manager(TestDropins::RuntimeControl)?;
     let _ = mgr.systemctl_ok(&["start", GATEWAY]);
     let bins = bin_dir().to_str().unwrap().to_owned();
-    let (code, out) = script(&mgr, &m, "setup.sh", &["--user", "--yes", "--sync", "path", "--bin-dir", &bins]);
+    let (code, out, _) = m.run_script(&mgr, "setup.sh", &["--user", "--yes", "--sync", "path", "--bin-dir", &bins]);
     assert_eq!(code, 0, "setup.sh\n{out}\n{}", m.all_logs());
     assert!(out.contains(&format!("enable and start openclaw-keeper-refresh.timer {PATH_UNIT}")), "{out}");
     Some((root, m, mgr))
@@ -112,7 +78,7 @@ fn settled(mgr: &UserManager) -> bool {
 /// (A, B, hook runs during the trial).
 fn race(m: &Machine, mgr: &UserManager) -> (String, String, usize) {
     // A write landing before the previous run has ended would itself be the race under test.
-    wait_for("the previous run to end", m, Duration::from_secs(60), || settled(mgr));
+    m.wait_for("the previous run to end", Duration::from_secs(60), || settled(mgr));
     for f in ["started", "go"] {
         let _ = fs::remove_file(m.logs.join(f));
     }
@@ -120,13 +86,13 @@ fn race(m: &Machine, mgr: &UserManager) -> (String, String, usize) {
     let runs_before = hook_runs(m);
     let a = fake_token("oat");
     m.write_creds(&a, &fake_token("ort"), now_ms() + 8 * HOUR_MS);
-    wait_for("the oneshot to hold in its hook", m, Duration::from_secs(60), || m.logs.join("started").exists());
+    m.wait_for("the oneshot to hold in its hook", Duration::from_secs(60), || m.logs.join("started").exists());
     assert!(m.stale_targets(&a).is_empty(), "A was synced before the hook ran");
     let b = fake_token("oat");
     m.write_creds(&b, &fake_token("ort"), now_ms() + 8 * HOUR_MS);
     assert_eq!(mgr.property(ONCE, "ActiveState"), "activating", "B landed while the oneshot ran");
     fs::write(m.logs.join("go"), "").unwrap();
-    wait_for("the oneshot to finish", m, Duration::from_secs(60), || settled(mgr));
+    m.wait_for("the oneshot to finish", Duration::from_secs(60), || settled(mgr));
     fs::remove_file(m.logs.join("armed")).unwrap();
     (a, b, hook_runs(m) - runs_before)
 }
@@ -149,7 +115,7 @@ fn path_unit_syncs_a_renamed_credentials_file_and_a_write_landing_mid_run() {
     assert!(m.stale_targets(&refreshed).is_empty(), "the CLI test's token: {:?}", m.stale_targets(&refreshed));
 
     // verify.sh: the path unit's row is ok (active, waiting).
-    let (code, table) = script(&mgr, &m, "verify.sh", &["--user"]);
+    let (code, table, _) = m.run_script(&mgr, "verify.sh", &["--user"]);
     assert_eq!(code, 0, "{table}");
     assert_eq!(row_status(&table, &format!("unit {PATH_UNIT}")), Some("ok"), "{table}");
     assert!(table.contains(&format!("active (waiting), watching: {} (PathChanged)", m.creds.display())), "{table}");
@@ -157,10 +123,10 @@ fn path_unit_syncs_a_renamed_credentials_file_and_a_write_landing_mid_run() {
     // A new file by rename (a new inode) starts the oneshot: every target and the gateway.
     let next = fake_token("oat");
     m.write_creds(&next, &fake_token("ort"), now_ms() + 8 * HOUR_MS);
-    wait_for("the renamed file's token in every target", &m, Duration::from_secs(30), || {
+    m.wait_for("the renamed file's token in every target", Duration::from_secs(30), || {
         m.stale_targets(&next).is_empty()
     });
-    wait_for("the gateway restarted with it", &m, Duration::from_secs(30), || {
+    m.wait_for("the gateway restarted with it", Duration::from_secs(30), || {
         gateway_token(&mgr).is_some_and(|(_, fp)| fp == fingerprint(&next))
     });
 
@@ -180,7 +146,7 @@ fn path_unit_syncs_a_renamed_credentials_file_and_a_write_landing_mid_run() {
     assert!(m.all_logs().contains("changed during the run; syncing again (round 2"));
     assert_eq!(mgr.property(PATH_UNIT, "ActiveState"), "active", "the path unit still watches");
 
-    let (code, out) = script(&mgr, &m, "uninstall.sh", &["--user", "--yes"]);
+    let (code, out, _) = m.run_script(&mgr, "uninstall.sh", &["--user", "--yes"]);
     assert_eq!(code, 0, "{out}");
     assert_eq!(mgr.property(PATH_UNIT, "LoadState"), "not-found", "{out}");
     assert!(!m.unit_dir.join(format!("{PATH_UNIT}.d/50-keeper-paths.conf")).exists(), "the drop-in is removed");

@@ -11,12 +11,10 @@
 
 use keeper_install_tests::machine::{GATEWAY, Machine, TestDropins, gateway_token};
 use keeper_install_tests::systemd::UserManager;
-use keeper_install_tests::{bin_dir, fake_token, fingerprint, has_token_shape, now_ms, repo_root};
+use keeper_install_tests::{bin_dir, fake_token, fingerprint, has_token_shape, now_ms};
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
 
 /// Every unit of the shipped user set.
 const KEEPER_UNITS: [&str; 6] = [
@@ -27,30 +25,6 @@ const KEEPER_UNITS: [&str; 6] = [
     "openclaw-keeper-sync-once.service",
     "openclaw-keeper-notify@.service",
 ];
-
-/// A script of the repository run as the user would, against the private manager.
-fn script(mgr: &UserManager, m: &Machine, name: &str, args: &[&str]) -> (i32, String, Duration) {
-    let started = Instant::now();
-    let out = Command::new("bash")
-        .arg(repo_root().join("scripts").join(name))
-        .args(args)
-        .env_clear()
-        .envs(mgr.client_env())
-        .env("LANG", "C.UTF-8")
-        .env("TMPDIR", &m.work)
-        // No Docker engine: the gateway is the user unit, and detection must not find another.
-        .env("DOCKER_HOST", format!("unix://{}", m.work.join("no-engine.sock").display()))
-        .current_dir(&m.work)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    let text = format!(
-        "--- stdout\n{}--- stderr\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.code().unwrap_or(-1), text, started.elapsed())
-}
 
 /// Every file under `dir` (path → content), for what must stay.
 fn snapshot(dir: &Path, out: &mut BTreeMap<PathBuf, Vec<u8>>) {
@@ -92,7 +66,7 @@ fn setup_installs_starts_and_verifies_the_user_units_and_uninstall_removes_exact
 
     // 1. setup.sh: installs, enables and starts the units, tests the CLI, verifies.
     let bins = bin_dir().to_str().unwrap().to_owned();
-    let (code, setup_out, setup_took) = script(&mgr, &m, "setup.sh", &["--user", "--yes", "--bin-dir", &bins]);
+    let (code, setup_out, setup_took) = m.run_script(&mgr, "setup.sh", &["--user", "--yes", "--bin-dir", &bins]);
     assert!(!has_token_shape(&setup_out), "a token in setup's output");
     assert_eq!(code, 0, "setup.sh\n{setup_out}\n{}", m.all_logs());
     eprintln!("setup.sh --user --yes took {setup_took:.1?}");
@@ -124,7 +98,7 @@ fn setup_installs_starts_and_verifies_the_user_units_and_uninstall_removes_exact
     assert_eq!(fp, fingerprint(&refreshed), "the gateway holds the refreshed token");
 
     // 2. verify.sh on its own: every row ok.
-    let (code, table, _) = script(&mgr, &m, "verify.sh", &["--user"]);
+    let (code, table, _) = m.run_script(&mgr, "verify.sh", &["--user"]);
     assert_eq!(code, 0, "{table}");
     assert!(!table.contains("| FAIL |"), "{table}");
     assert!(table.contains(&format!("holds {}", fingerprint(&refreshed))), "{table}");
@@ -134,7 +108,7 @@ fn setup_installs_starts_and_verifies_the_user_units_and_uninstall_removes_exact
     let manifest = m.home.join(".config/openclaw-oauth-keeper/installed.list");
     let listed: Vec<PathBuf> = fs::read_to_string(&manifest).unwrap().lines().map(PathBuf::from).collect();
     assert!(listed.contains(&m.home.join(".config/systemd/user/openclaw-keeper-sync.service")), "{listed:#?}");
-    let (code, uninstall_out, _) = script(&mgr, &m, "uninstall.sh", &["--user", "--yes"]);
+    let (code, uninstall_out, _) = m.run_script(&mgr, "uninstall.sh", &["--user", "--yes"]);
     assert!(!has_token_shape(&uninstall_out), "a token in uninstall's output");
     assert_eq!(code, 0, "uninstall.sh\n{uninstall_out}");
     for unit in KEEPER_UNITS {
@@ -175,7 +149,7 @@ fn setup_installs_starts_and_verifies_the_user_units_and_uninstall_removes_exact
 fn regression_setup_verified_before_the_sync_service_had_restarted_a_slow_gateway() {
     let Some((_root, m, mut mgr, first, gateway_pid)) = machine_with_a_running_gateway(3) else { return };
     let bins = bin_dir().to_str().unwrap().to_owned();
-    let (code, setup_out, took) = script(&mgr, &m, "setup.sh", &["--user", "--yes", "--bin-dir", &bins]);
+    let (code, setup_out, took) = m.run_script(&mgr, "setup.sh", &["--user", "--yes", "--bin-dir", &bins]);
     assert!(!has_token_shape(&setup_out), "a token in setup's output");
     assert_eq!(code, 0, "setup.sh\n{setup_out}\n{}", m.all_logs());
     eprintln!("setup.sh --user --yes with a gateway that stops in 3 s took {took:.1?}");
@@ -184,7 +158,7 @@ fn regression_setup_verified_before_the_sync_service_had_restarted_a_slow_gatewa
     let (pid, fp) = gateway_token(&mgr).expect("the gateway runs");
     assert_ne!(pid, gateway_pid);
     assert_eq!(fp, fingerprint(&refreshed), "the gateway holds the refreshed token");
-    let (code, uninstall_out, _) = script(&mgr, &m, "uninstall.sh", &["--user", "--yes"]);
+    let (code, uninstall_out, _) = m.run_script(&mgr, "uninstall.sh", &["--user", "--yes"]);
     assert_eq!(code, 0, "{uninstall_out}");
     let (clean, leftovers) = mgr.stop();
     assert!(clean && leftovers.is_empty(), "{leftovers:?}");

@@ -13,19 +13,7 @@ use std::fmt::Write as _;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::time::{Duration, Instant};
-
-fn wait_for(what: &str, m: &Machine, timeout: Duration, mut ok: impl FnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    while !ok() {
-        if Instant::now() > deadline {
-            let logs = m.all_logs();
-            assert!(!has_token_shape(&logs), "a token is in the logs");
-            panic!("timed out after {timeout:?} waiting for {what}\n{logs}");
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
+use std::time::Duration;
 
 /// The stand-in CLI's call log (cli-poke passes the environment on to the CLI).
 fn calls_log(m: &Machine) -> std::path::PathBuf {
@@ -116,11 +104,11 @@ fn user_units_keep_the_gateway_current_end_to_end() {
 
     // 1. The sync service copies the token into every target at start.
     let _ = mgr.systemctl_ok(&["enable", "--now", "openclaw-keeper-sync.service"]);
-    wait_for("every target holds the first token", &inst, Duration::from_secs(20), || {
+    inst.wait_for("every target holds the first token", Duration::from_secs(20), || {
         inst.stale_targets(&first).is_empty()
     });
     let _ = mgr.systemctl_ok(&["start", GATEWAY]);
-    wait_for("the gateway runs with the first token", &inst, Duration::from_secs(20), || {
+    inst.wait_for("the gateway runs with the first token", Duration::from_secs(20), || {
         gateway_token(&mgr).is_some_and(|(_, fp)| fp == fingerprint(&first))
     });
     let (first_pid, _) = gateway_token(&mgr).unwrap();
@@ -128,10 +116,10 @@ fn user_units_keep_the_gateway_current_end_to_end() {
     // 2. A new credentials file: every target updated, the gateway restarted with it.
     let (second, refresh) = (fake_token("oat"), refresh);
     inst.write_creds(&second, &refresh, now_ms() + 2 * 3_600_000);
-    wait_for("every target holds the new token", &inst, Duration::from_secs(20), || {
+    inst.wait_for("every target holds the new token", Duration::from_secs(20), || {
         inst.stale_targets(&second).is_empty()
     });
-    wait_for("the restart hook gave the gateway the new token", &inst, Duration::from_secs(20), || {
+    inst.wait_for("the restart hook gave the gateway the new token", Duration::from_secs(20), || {
         gateway_token(&mgr).is_some_and(|(pid, fp)| pid != first_pid && fp == fingerprint(&second))
     });
 
@@ -140,14 +128,14 @@ fn user_units_keep_the_gateway_current_end_to_end() {
     let near_expiry = fake_token("oat");
     inst.write_creds(&near_expiry, &refresh, now_ms() + 3 * 60_000);
     let _ = mgr.systemctl_ok(&["enable", "--now", "openclaw-keeper-refresh.timer"]);
-    wait_for("the refresh timer made the CLI refresh", &inst, Duration::from_secs(30), || {
+    inst.wait_for("the refresh timer made the CLI refresh", Duration::from_secs(30), || {
         inst.current_creds().is_some_and(|(t, exp)| t != near_expiry && t != second && exp > now_ms() + 3_600_000)
     });
     let (refreshed, _) = inst.current_creds().unwrap();
-    wait_for("every target holds the refreshed token", &inst, Duration::from_secs(20), || {
+    inst.wait_for("every target holds the refreshed token", Duration::from_secs(20), || {
         inst.stale_targets(&refreshed).is_empty()
     });
-    wait_for("the gateway holds the refreshed token", &inst, Duration::from_secs(20), || {
+    inst.wait_for("the gateway holds the refreshed token", Duration::from_secs(20), || {
         gateway_token(&mgr).is_some_and(|(_, fp)| fp == fingerprint(&refreshed))
     });
     let calls = fs::read_to_string(calls_log(&inst)).unwrap_or_default();
@@ -185,10 +173,10 @@ fn user_units_keep_the_gateway_current_end_to_end() {
     assert_eq!(row_status(&table, "token expiry"), Some("ok"), "{table}");
     // ... and heals when it runs again.
     let _ = mgr.systemctl_ok(&["start", "openclaw-keeper-sync.service"]);
-    wait_for("every target holds the token again", &inst, Duration::from_secs(20), || {
+    inst.wait_for("every target holds the token again", Duration::from_secs(20), || {
         inst.stale_targets(&relogin).is_empty()
     });
-    wait_for("the gateway holds the token again", &inst, Duration::from_secs(20), || {
+    inst.wait_for("the gateway holds the token again", Duration::from_secs(20), || {
         gateway_token(&mgr).is_some_and(|(_, fp)| fp == fingerprint(&relogin))
     });
     let (code, table) = verify(&mgr);
@@ -204,10 +192,10 @@ fn user_units_keep_the_gateway_current_end_to_end() {
     let notify_log = inst.logs.join("openclaw-keeper-notify.log");
     let expected =
         "openclaw-keeper-refresh.service failed; its log: journalctl --user-unit openclaw-keeper-refresh.service";
-    wait_for("notify@ logged the failed refresh", &inst, Duration::from_secs(30), || {
+    inst.wait_for("notify@ logged the failed refresh", Duration::from_secs(30), || {
         fs::read_to_string(&notify_log).is_ok_and(|t| t.contains(expected))
     });
-    wait_for("notify@ posted the failure", &inst, Duration::from_secs(10), || {
+    inst.wait_for("notify@ posted the failure", Duration::from_secs(10), || {
         hook.received().iter().any(|p| p.contains("openclaw-keeper-refresh.service failed"))
     });
     assert!(inst.flag.exists(), "cli-poke raised the REAUTH flag");
