@@ -82,20 +82,9 @@ pub fn fingerprint(token: &str) -> String {
     hex(&digest[..4])
 }
 
-/// A fresh token of the given kind (`oat` access, `ort` refresh), shaped like the real ones and
-/// long enough for OpenClaw's paste-token (80+ characters). Distinct on every call.
-#[must_use]
-pub fn fake_token(kind: &str) -> String {
-    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let seed = format!(
-        "{}-{}-{n}",
-        std::process::id(),
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos())
-    );
-    let body = hex(&Sha256::digest(seed.as_bytes()));
-    format!("sk-ant-{kind}01-{body}{body}")[..100].to_string()
-}
+/// Fresh tokens of the real shape (108 characters, distinct on every call): the claude
+/// stand-in's own generator, so every test makes them one way.
+pub use claude_stand_in::tokens::{access_token, refresh_token};
 
 /// Whether `text` holds anything shaped like a token (`sk-ant-xxxNN-` and 20+ token characters):
 /// output a test checks must never leak one.

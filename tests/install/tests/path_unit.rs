@@ -13,7 +13,7 @@
 
 use keeper_install_tests::machine::{GATEWAY, Machine, TestDropins, gateway_token};
 use keeper_install_tests::systemd::UserManager;
-use keeper_install_tests::{bin_dir, fake_token, fingerprint, has_token_shape, now_ms, row_status};
+use keeper_install_tests::{access_token, bin_dir, fingerprint, has_token_shape, now_ms, refresh_token, row_status};
 use std::fs;
 
 use std::time::Duration;
@@ -27,7 +27,7 @@ const HOUR_MS: i64 = 3_600_000;
 fn installed_path_variant() -> Option<(tempfile::TempDir, Machine, UserManager)> {
     let (root, m) = Machine::create("path-unit-")?;
     m.build(0);
-    m.write_creds(&fake_token("oat"), &fake_token("ort"), now_ms() + 3 * 60_000);
+    m.write_creds(&access_token(), &refresh_token(), now_ms() + 3 * 60_000);
     let mgr = m.start_manager(TestDropins::RuntimeControl)?;
     let _ = mgr.systemctl_ok(&["start", GATEWAY]);
     let bins = bin_dir().to_str().unwrap().to_owned();
@@ -84,12 +84,12 @@ fn race(m: &Machine, mgr: &UserManager) -> (String, String, usize) {
     }
     fs::write(m.logs.join("armed"), "").unwrap();
     let runs_before = hook_runs(m);
-    let a = fake_token("oat");
-    m.write_creds(&a, &fake_token("ort"), now_ms() + 8 * HOUR_MS);
+    let a = access_token();
+    m.write_creds(&a, &refresh_token(), now_ms() + 8 * HOUR_MS);
     m.wait_for("the oneshot to hold in its hook", Duration::from_secs(60), || m.logs.join("started").exists());
     assert!(m.stale_targets(&a).is_empty(), "A was synced before the hook ran");
-    let b = fake_token("oat");
-    m.write_creds(&b, &fake_token("ort"), now_ms() + 8 * HOUR_MS);
+    let b = access_token();
+    m.write_creds(&b, &refresh_token(), now_ms() + 8 * HOUR_MS);
     assert_eq!(mgr.property(ONCE, "ActiveState"), "activating", "B landed while the oneshot ran");
     fs::write(m.logs.join("go"), "").unwrap();
     m.wait_for("the oneshot to finish", Duration::from_secs(60), || settled(mgr));
@@ -121,8 +121,8 @@ fn path_unit_syncs_a_renamed_credentials_file_and_a_write_landing_mid_run() {
     assert!(table.contains(&format!("active (waiting), watching: {} (PathChanged)", m.creds.display())), "{table}");
 
     // A new file by rename (a new inode) starts the oneshot: every target and the gateway.
-    let next = fake_token("oat");
-    m.write_creds(&next, &fake_token("ort"), now_ms() + 8 * HOUR_MS);
+    let next = access_token();
+    m.write_creds(&next, &refresh_token(), now_ms() + 8 * HOUR_MS);
     m.wait_for("the renamed file's token in every target", Duration::from_secs(30), || {
         m.stale_targets(&next).is_empty()
     });

@@ -4,7 +4,7 @@
 
 mod wizard;
 
-use keeper_install_tests::{bin_dir, fake_token, fingerprint, has_token_shape, repo_root};
+use keeper_install_tests::{access_token, bin_dir, fingerprint, has_token_shape, repo_root};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -125,7 +125,7 @@ fn questions_are_answered_on_the_terminal_and_the_setup_token_never_shows() {
     write(&oc_json, r#"{"models":{"providers":{"anthropic":{"baseUrl":"https://api.anthropic.com/v1"}}}}"#);
     let seed_unit = f.staged(&f.home().join(".config/systemd/user/sync-oauth-token.service"));
     write(&seed_unit, "[Unit]\nDescription=the first seed's watcher\n");
-    let token = fake_token("oat");
+    let token = access_token();
 
     let mut args = vec!["--setup-token".to_owned()];
     args.extend(root_args(&f));

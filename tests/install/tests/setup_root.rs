@@ -3,7 +3,7 @@
 
 mod wizard;
 
-use keeper_install_tests::{TOOLS, fake_token, fingerprint, has_token_shape};
+use keeper_install_tests::{TOOLS, access_token, fingerprint, has_token_shape};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use wizard::{Era, Fixture, Gateway, Run, mode, read, write};
@@ -317,7 +317,7 @@ fn a_prefix_rewrites_the_units_exec_start_paths() {
 #[test]
 fn setup_token_mode_writes_the_dropin_and_openclaw_env_and_clears_stale_profiles() {
     let f = Fixture::new(Gateway::UserUnit, Era::Json);
-    let token = fake_token("oat");
+    let token = access_token();
     let mut args = vec!["--setup-token", "--token-stdin", "--yes", "--root"];
     let root = f.root();
     let bins = keeper_install_tests::bin_dir();
@@ -361,7 +361,7 @@ fn setup_token_mode_writes_the_dropin_and_openclaw_env_and_clears_stale_profiles
 #[test]
 fn setup_token_mode_refuses_a_malformed_token_and_changes_nothing() {
     let f = Fixture::new(Gateway::UserUnit, Era::Json);
-    let short = fake_token("oat")[..60].to_owned();
+    let short = access_token()[..60].to_owned();
     for bad in [short.as_str(), "sk-ant-api03-not-a-setup-token-at-all-000000000000000000000000000000000000000000000"] {
         let root = f.root();
         let args = ["--setup-token", "--token-stdin", "--yes", "--root", root.to_str().unwrap()];

@@ -11,7 +11,7 @@
 
 use keeper_install_tests::machine::{GATEWAY, Machine, TestDropins, gateway_token};
 use keeper_install_tests::systemd::UserManager;
-use keeper_install_tests::{bin_dir, fake_token, fingerprint, has_token_shape, now_ms};
+use keeper_install_tests::{access_token, bin_dir, fingerprint, has_token_shape, now_ms, refresh_token};
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -47,9 +47,9 @@ fn machine_with_a_running_gateway(
     stop_seconds: u32,
 ) -> Option<(tempfile::TempDir, Machine, UserManager, String, String)> {
     let (root, m) = Machine::create("setup-user-systemd-")?;
-    let first = fake_token("oat");
+    let first = access_token();
     m.build(stop_seconds);
-    m.write_creds(&first, &fake_token("ort"), now_ms() + 3 * 60_000);
+    m.write_creds(&first, &refresh_token(), now_ms() + 3 * 60_000);
     let mgr = m.start_manager(TestDropins::RuntimeControl)?;
     let _ = mgr.systemctl_ok(&["start", GATEWAY]);
     let (gateway_pid, fp) = gateway_token(&mgr).expect("the gateway runs");

@@ -10,14 +10,14 @@
 
 use keeper_docker_test_engine::{Engine, engine_or_skip, run_ok, unique_name};
 use keeper_install_tests::systemd::{self, UserManager};
-use keeper_install_tests::{fake_token, fingerprint, has_token_shape, now_ms, write_file};
+use keeper_install_tests::{access_token, fingerprint, has_token_shape, now_ms, refresh_token, write_file};
 use std::fmt::Write as _;
 use std::fs;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 fn write_creds(path: &Path, access: &str, expires_ms: i64) {
-    let doc = serde_json::json!({"claudeAiOauth": {"accessToken": access, "refreshToken": fake_token("ort"),
+    let doc = serde_json::json!({"claudeAiOauth": {"accessToken": access, "refreshToken": refresh_token(),
         "expiresAt": expires_ms, "scopes": ["user:inference"]}});
     let tmp = path.with_extension("json.tmp.1a2b3c4d");
     fs::write(&tmp, doc.to_string()).unwrap();
@@ -95,7 +95,7 @@ fn system_sync_units_recreate_the_gateway_container() {
             engine.busybox_image()
         ),
     );
-    let old = fake_token("oat");
+    let old = access_token();
     write_file(&env_file, &format!("ANTHROPIC_OAUTH_TOKEN={old}\n"));
     let mut up = engine.docker();
     up.args(["compose", "-p", &compose_name, "up", "-d"]).current_dir(&project);
@@ -164,7 +164,7 @@ fn system_sync_units_recreate_the_gateway_container() {
     let _ = mgr.systemctl_ok(&["daemon-reload"]);
 
     // sync-once: writes the .env, recreates the container.
-    let first = fake_token("oat");
+    let first = access_token();
     write_creds(&creds, &first, now_ms() + 3_600_000);
     let _ = mgr.systemctl_ok(&["start", "openclaw-keeper-sync-once.service"]);
     assert_eq!(mgr.property("openclaw-keeper-sync-once.service", "Result"), "success");
@@ -181,7 +181,7 @@ fn system_sync_units_recreate_the_gateway_container() {
 
     // sync-compose: the watcher chained to compose-recreate --stdin.
     let _ = mgr.systemctl_ok(&["start", "openclaw-keeper-sync-compose.service"]);
-    let second = fake_token("oat");
+    let second = access_token();
     write_creds(&creds, &second, now_ms() + 2 * 3_600_000);
     wait_for("the gateway container runs with the new token", &logs, Duration::from_secs(60), || {
         container_token(engine, &project, &compose_name).is_some_and(|(_, fp)| fp == fingerprint(&second))

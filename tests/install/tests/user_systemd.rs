@@ -8,7 +8,9 @@ use keeper_install_tests::machine::{GATEWAY, Machine, TestDropins, gateway_token
 use keeper_install_tests::systemd;
 use keeper_install_tests::systemd::UserManager;
 use keeper_install_tests::webhook::Webhook;
-use keeper_install_tests::{fake_token, fingerprint, has_token_shape, now_ms, row_status, run_verify_sh, write_file};
+use keeper_install_tests::{
+    access_token, fingerprint, has_token_shape, now_ms, refresh_token, row_status, run_verify_sh, write_file,
+};
 use std::fmt::Write as _;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
@@ -98,7 +100,7 @@ fn user_units_keep_the_gateway_current_end_to_end() {
     inst.build(0);
     let hook = Webhook::start();
     install_like_setup(&inst, &hook.url);
-    let (first, refresh) = (fake_token("oat"), fake_token("ort"));
+    let (first, refresh) = (access_token(), refresh_token());
     inst.write_creds(&first, &refresh, now_ms() + 3_600_000);
     let Some(mut mgr) = inst.start_manager(TestDropins::UnitDir) else { return };
 
@@ -114,7 +116,7 @@ fn user_units_keep_the_gateway_current_end_to_end() {
     let (first_pid, _) = gateway_token(&mgr).unwrap();
 
     // 2. A new credentials file: every target updated, the gateway restarted with it.
-    let (second, refresh) = (fake_token("oat"), refresh);
+    let (second, refresh) = (access_token(), refresh);
     inst.write_creds(&second, &refresh, now_ms() + 2 * 3_600_000);
     inst.wait_for("every target holds the new token", Duration::from_secs(20), || {
         inst.stale_targets(&second).is_empty()
@@ -125,7 +127,7 @@ fn user_units_keep_the_gateway_current_end_to_end() {
 
     // 3. The refresh timer pokes the CLI; inside its window the CLI refreshes, and the new token
     //    goes everywhere.
-    let near_expiry = fake_token("oat");
+    let near_expiry = access_token();
     inst.write_creds(&near_expiry, &refresh, now_ms() + 3 * 60_000);
     let _ = mgr.systemctl_ok(&["enable", "--now", "openclaw-keeper-refresh.timer"]);
     inst.wait_for("the refresh timer made the CLI refresh", Duration::from_secs(30), || {
@@ -163,7 +165,7 @@ fn user_units_keep_the_gateway_current_end_to_end() {
     // 5. Break it: the sync service stopped and the credentials changed behind its back (a new
     //    login: it expires later than the copies, or cred-sync would refuse the downgrade).
     let _ = mgr.systemctl_ok(&["stop", "openclaw-keeper-sync.service"]);
-    let relogin = fake_token("oat");
+    let relogin = access_token();
     inst.write_creds(&relogin, &refresh, now_ms() + 9 * 3_600_000);
     let (code, table) = verify(&mgr);
     assert_eq!(code, 1, "{table}");
@@ -188,7 +190,7 @@ fn user_units_keep_the_gateway_current_end_to_end() {
         "[Service]\nEnvironment=CLAUDE_STAND_IN_DEAD=1\n",
     );
     let _ = mgr.systemctl_ok(&["daemon-reload"]);
-    inst.write_creds(&fake_token("oat"), &fake_token("ort"), now_ms() + 2 * 60_000);
+    inst.write_creds(&access_token(), &refresh_token(), now_ms() + 2 * 60_000);
     let notify_log = inst.logs.join("openclaw-keeper-notify.log");
     let expected =
         "openclaw-keeper-refresh.service failed; its log: journalctl --user-unit openclaw-keeper-refresh.service";

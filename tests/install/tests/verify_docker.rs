@@ -3,13 +3,15 @@
 //! container name or through the compose project; a container left on an old token fails.
 
 use keeper_docker_test_engine::{engine_or_skip, unique_name};
-use keeper_install_tests::{fake_token, fingerprint, has_token_shape, now_ms, row_status, run_verify_sh, systemd};
+use keeper_install_tests::{
+    access_token, fingerprint, has_token_shape, now_ms, refresh_token, row_status, run_verify_sh, systemd,
+};
 use std::fs;
 use std::path::Path;
 use std::process::Command;
 
 fn write_creds(path: &Path, access: &str) {
-    let doc = serde_json::json!({"claudeAiOauth": {"accessToken": access, "refreshToken": fake_token("ort"),
+    let doc = serde_json::json!({"claudeAiOauth": {"accessToken": access, "refreshToken": refresh_token(),
         "expiresAt": now_ms() + 3_600_000, "scopes": ["user:inference"]}});
     fs::write(path, doc.to_string()).unwrap();
 }
@@ -36,7 +38,7 @@ fn gateway_row_reads_the_containers_environment() {
     let project = home.join("openclaw");
     fs::create_dir_all(&project).unwrap();
     let creds = home.join(".credentials.json");
-    let token = fake_token("oat");
+    let token = access_token();
     write_creds(&creds, &token);
     let env_file = project.join(".env");
     fs::write(&env_file, format!("ANTHROPIC_OAUTH_TOKEN={token}\n")).unwrap();
@@ -77,7 +79,7 @@ fn gateway_row_reads_the_containers_environment() {
     assert_eq!(code, 0, "{table}");
 
     // A new token in the credentials and the .env, the container not recreated.
-    let new = fake_token("oat");
+    let new = access_token();
     write_creds(&creds, &new);
     fs::write(&env_file, format!("ANTHROPIC_OAUTH_TOKEN={new}\n")).unwrap();
     let (code, table) = verify(engine, home, &config);

@@ -2,7 +2,7 @@
 //! rows, and that no token reaches its output. The running-install rows are exercised on a real
 //! user manager in `user_systemd.rs`.
 
-use keeper_install_tests::{fake_token, fingerprint, has_token_shape, repo_root, row_status, run_verify_sh, systemd};
+use keeper_install_tests::{access_token, fingerprint, has_token_shape, repo_root, row_status, run_verify_sh, systemd};
 use std::fs;
 use std::path::Path;
 use std::process::Command;
@@ -76,7 +76,7 @@ fn staging_root_checks_files_only() {
 fn setup_token_mode() {
     let home = tempfile::tempdir().unwrap();
     let h = home.path();
-    let token = fake_token("oat");
+    let token = access_token();
     let dropin = h.join(".config/systemd/user/openclaw-gateway.service.d/anthropic.conf");
     fs::create_dir_all(dropin.parent().unwrap()).unwrap();
     fs::write(&dropin, format!("[Service]\nEnvironment=ANTHROPIC_OAUTH_TOKEN={token}\n")).unwrap();
@@ -114,7 +114,7 @@ fn setup_token_mode() {
     let (_, text) = verify(h, &["--user"]);
     assert_eq!(row_status(&text, "token expiry"), Some("FAIL"), "{text}");
     // The copies disagree.
-    fs::write(h.join(".openclaw-env"), format!("ANTHROPIC_OAUTH_TOKEN={}\n", fake_token("oat"))).unwrap();
+    fs::write(h.join(".openclaw-env"), format!("ANTHROPIC_OAUTH_TOKEN={}\n", access_token())).unwrap();
     let (code, text) = verify(h, &["--user"]);
     assert_eq!(code, 1);
     assert_eq!(text.lines().filter(|l| l.starts_with("copy ") && l.contains("| FAIL |")).count(), 1, "{text}");
@@ -137,7 +137,7 @@ fn openclaw_models_status_row_with_the_real_openclaw() {
     };
     let home = tempfile::tempdir().unwrap();
     let h = home.path();
-    let token = fake_token("oat");
+    let token = access_token();
     let mut paste = Command::new(&program)
         .args(["models", "auth", "paste-token", "--provider", "anthropic", "--expires-in", "8h"])
         .env_clear()

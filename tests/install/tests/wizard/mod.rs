@@ -3,7 +3,7 @@
 //! `scripts/setup.sh` run against them with a clean environment.
 #![allow(dead_code, reason = "each test binary uses a different part of the fixture")]
 
-use keeper_install_tests::{bin_dir, fake_token, repo_root};
+use keeper_install_tests::{access_token, bin_dir, refresh_token, repo_root};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -50,7 +50,7 @@ pub(crate) struct Fixture {
 impl Fixture {
     pub(crate) fn new(gateway: Gateway, era: Era) -> Self {
         let dir = tempfile::Builder::new().prefix("keeper-wizard-").tempdir().expect("temp dir");
-        let fixture = Self { dir, gateway, era, access_token: fake_token("oat"), refresh_token: fake_token("ort") };
+        let fixture = Self { dir, gateway, era, access_token: access_token(), refresh_token: refresh_token() };
         fixture.build();
         fixture
     }
@@ -115,7 +115,7 @@ impl Fixture {
                     &agent.join("auth-profiles.json"),
                     &format!(
                         r#"{{"version":1,"profiles":{{"anthropic:claude-code":{{"type":"token","provider":"anthropic","token":"{}","expires":1}}}},"lastGood":{{"anthropic":"anthropic:claude-code"}}}}"#,
-                        fake_token("oat")
+                        access_token()
                     ),
                 );
             }
@@ -143,7 +143,7 @@ impl Fixture {
                 );
                 write(
                     &compose.join(".env"),
-                    &format!("OPENCLAW_CONFIG_DIR={}\nANTHROPIC_OAUTH_TOKEN={}\n", oc.display(), fake_token("oat")),
+                    &format!("OPENCLAW_CONFIG_DIR={}\nANTHROPIC_OAUTH_TOKEN={}\n", oc.display(), access_token()),
                 );
             }
             Gateway::UserUnit => {
