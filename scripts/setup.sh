@@ -755,7 +755,11 @@ if [ -z "$sync_kind" ]; then
 fi
 
 # Targets, the sync unit, the restart hook.
-targets=() exec_on_change='' sync_unit='' keeper_openclaw_cmd=''
+# How the running gateway is told (docs/ARCHITECTURE.md, "Delivery"): cred-sync runs the nudge
+# when a store write may go unseen (the copy it replaced had expired), the restart only when the
+# environment is all that reaches the gateway or a paste could not be announced. A rotation that
+# the store delivers restarts nothing.
+targets=() restart_cmd='' nudge_cmd='' sync_unit='' keeper_openclaw_cmd=''
 profiles_glob="$openclaw_dir/agents/*/agent/auth-profiles.json"
 dropin_dir='' dropin=''
 if [ "$gateway" = user-unit ]; then
@@ -788,17 +792,25 @@ if [ "$mode" = refresh ]; then
         else
             targets+=(openclaw-paste)
         fi
+        compose_words="${compose_cmd[*]:-docker compose} --project-directory $compose_dir"
+        # 2026.6.x: SIGUSR1 is an in-process restart (~2 s); paste-token tells 2026.9.6 itself.
+        [ "$generation" = json ] && nudge_cmd="$compose_words kill -s SIGUSR1 $service"
         if [ "$compose_passes" = yes ]; then
+            # The .env copy is the fallback for the next start; compose-recreate (downstream of
+            # the watcher) recreates only for change lines that say "restart": true.
             targets+=("dotenv:$compose_env")
             sync_unit=openclaw-keeper-sync-compose.service
         else
+            # The store is read at start too: a plain restart reaches it.
+            restart_cmd="$compose_words restart $service"
             sync_unit=openclaw-keeper-sync.service
         fi
     else
         if [ "$generation" = json ]; then targets+=("openclaw-profiles:$profiles_glob"); else targets+=(openclaw-paste); fi
         targets+=("systemd-dropin:$dropin")
         [ -f "$HOME/.openclaw-env" ] && targets+=("dotenv:$HOME/.openclaw-env")
-        exec_on_change="systemctl --user daemon-reload && systemctl --user try-restart $gateway_unit"
+        restart_cmd="systemctl --user daemon-reload && systemctl --user try-restart $gateway_unit"
+        [ "$generation" = json ] && nudge_cmd="systemctl --user kill -s USR1 --kill-whom=main $gateway_unit"
         sync_unit=openclaw-keeper-sync.service
     fi
     [ "$sync_kind" = once ] && sync_unit=openclaw-keeper-sync-once.timer
@@ -981,7 +993,8 @@ else say "  binaries:     build ${tools[*]} (cargo build --release --locked) and
 say "  mode:         $mode"
 say "  targets:      ${targets[*]}"
 [ -n "$keeper_openclaw_cmd" ] && say "  paste with:   $keeper_openclaw_cmd"
-[ -n "$exec_on_change" ] && say "  on change:    $exec_on_change"
+[ -n "$nudge_cmd" ] && say "  nudge:        $nudge_cmd (only when a store write may go unseen)"
+[ -n "$restart_cmd" ] && say "  restart:      $restart_cmd (only when nothing else reaches the gateway)"
 if ((${#unit_files[@]})); then say "  units:        ${unit_files[*]##*/}"; fi
 if ((${#units_to_enable[@]})); then
     if $enable && [ -z "$R" ]; then say "  enable --now: ${units_to_enable[*]}"; else say "  enable:       none now (${units_to_enable[*]} on a real install)"; fi
@@ -1086,7 +1099,8 @@ quote_env() { # a value in EnvironmentFile syntax: double-quoted when it has bla
     say "KEEPER_ENV_KEY=$env_key"
     say "KEEPER_TO=$(quote_env "${targets[*]}")"
     [ -n "$keeper_openclaw_cmd" ] && say "KEEPER_OPENCLAW_CMD=$(quote_env "$keeper_openclaw_cmd")"
-    [ -n "$exec_on_change" ] && say "KEEPER_EXEC_ON_CHANGE=$(quote_env "$exec_on_change")"
+    [ -n "$restart_cmd" ] && say "KEEPER_RESTART_CMD=$(quote_env "$restart_cmd")"
+    [ -n "$nudge_cmd" ] && say "KEEPER_NUDGE_CMD=$(quote_env "$nudge_cmd")"
     [ -n "$notify_url" ] && say "KEEPER_NOTIFY_URL=$(quote_env "$notify_url")"
     [ -n "$notify_every" ] && say "KEEPER_NOTIFY_EVERY=$(quote_env "$notify_every")"
     # No KEEPER_STATE_DIR: the units set it to their StateDirectory= (%S/openclaw-oauth-keeper),

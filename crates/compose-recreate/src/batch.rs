@@ -111,12 +111,17 @@ pub(crate) fn read_stdin() -> Receiver<Input> {
 }
 
 /// One change line, as `cred-sync` prints it: `{"target": …, "kind": …, "fingerprint": …,
-/// "expires_at": …, "expires_at_ms": …}`. Every field is optional and unknown fields are fine;
-/// the line must be a JSON object.
+/// "expires": …, "expires_ms": …, "delivery": …, "restart": …}`. Every field is optional and
+/// unknown fields are fine; the line must be a JSON object.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Change {
     /// `target (kind) fingerprint`, redacted, for the log.
     pub(crate) summary: String,
+    /// Whether the gateway needs a new container to take this change. `cred-sync` says
+    /// `"restart": false` when OpenClaw's own store already delivered the token to the running
+    /// gateway (docs/ARCHITECTURE.md, "Delivery"); a line without the field (an older cred-sync,
+    /// a user's script) asks for a recreation, as before.
+    pub(crate) restart: bool,
 }
 
 /// Parses a change line: `Ok(None)` for a blank line, `Err(problem)` for one that is not a JSON
@@ -140,7 +145,8 @@ pub(crate) fn parse_change(line: &str, redactor: &Redactor) -> Result<Option<Cha
         summary.push(' ');
         summary.push_str(fingerprint);
     }
-    Ok(Some(Change { summary: redactor.redact(&summary) }))
+    let restart = fields.get("restart").and_then(Value::as_bool).unwrap_or(true);
+    Ok(Some(Change { summary: redactor.redact(&summary), restart }))
 }
 
 #[cfg(test)]
@@ -224,6 +230,9 @@ mod tests {
             "/srv/openclaw/.env (dotenv) sk-ant-oat01-…(3f2a9c1e)"
         );
         assert_eq!(parse_change("{}", &r).unwrap().unwrap().summary, "(no target)");
+        assert!(parse_change(line, &r).unwrap().unwrap().restart, "no field: recreate, as before");
+        assert!(!parse_change(r#"{"target":"x","restart":false}"#, &r).unwrap().unwrap().restart);
+        assert!(parse_change(r#"{"target":"x","restart":true}"#, &r).unwrap().unwrap().restart);
         assert_eq!(parse_change("  \n", &r), Ok(None));
         assert_eq!(parse_change("[1]", &r), Err("not a JSON object".to_owned()));
         let token = format!("sk-ant-oat01-TESTchange{}", "a".repeat(40));

@@ -65,8 +65,10 @@ With --stdin, failures are logged and the loop goes on; the exit status is the l
 
 --stdin reads cred-sync's change lines: one JSON object per line, such as
   {\"target\": \"/srv/openclaw/.env\", \"kind\": \"dotenv\", \"fingerprint\": \"sk-ant-oat01-…(3f2a9c1e)\"}
-(unknown fields are fine). Every object line is a trigger; a line that is not a JSON object is
-logged as a warning and ignored. A burst becomes one batch once no line came for
+(unknown fields are fine). Every object line is a trigger, except one with \"restart\": false:
+cred-sync says so when OpenClaw's store already delivered the token to the running gateway, so a
+new container would only cost a restart. A line that is not a JSON object is logged as a warning
+and ignored. A burst becomes one batch once no line came for
 --quiet-period, and recreations start at least --min-interval apart. Like --if-stale, a batch
 does nothing when every service already runs a container with the .env's token; one that fails
 with status 2 or 3 is tried again after --min-interval, up to --retries times. At the end of
@@ -474,6 +476,11 @@ fn watch_stdin(job: Job, cli: &Cli) -> ExitCode {
         };
         match event {
             batch::Input::Line(line) => match batch::parse_change(&line, &redactor) {
+                Ok(Some(change)) if !change.restart => log(
+                    Level::Info,
+                    PROGRAM,
+                    format_args!("change: {}: the running gateway took it live; no recreation", change.summary),
+                ),
                 Ok(Some(change)) => {
                     log(Level::Info, PROGRAM, format_args!("change: {}", change.summary));
                     batcher.line(Instant::now());

@@ -6,6 +6,7 @@
 //! The binary's `main` only calls [`main`].
 
 mod check;
+mod delivery;
 mod generation;
 mod paste;
 mod source;
@@ -16,6 +17,7 @@ mod watch;
 
 use clap::{ArgGroup, Parser};
 use credmap::RefreshPolicy;
+use delivery::GatewayAction;
 use keeper_core::log::{Level, log};
 use std::io::Write;
 use std::path::PathBuf;
@@ -53,7 +55,8 @@ Targets (--to, repeatable; KEEPER_TO holds several separated by spaces):
   dotenv:PATH               KEY=value file: a compose .env, ~/.openclaw/.env, ~/.openclaw-env
   systemd-dropin:PATH       e.g. ~/.config/systemd/user/openclaw-gateway.service.d/anthropic.conf
   openclaw-paste[:AGENT]    OpenClaw >= 2026.6.5 (SQLite): `openclaw models auth paste-token`,
-                            token on stdin, into the shared store (or AGENT's)
+                            token on stdin, into the shared store (with several agents:
+                            through the default agent), or AGENT's own
   clear-stale:GLOB          remove Anthropic oauth/token profiles from matching
                             auth-profiles.json files, so OpenClaw uses ANTHROPIC_OAUTH_TOKEN
   Add ,in-place after the kind (dotenv,in-place:PATH) for a file bind-mounted on its own into a
@@ -79,9 +82,22 @@ changed meanwhile, up to --max-rounds rounds: the status is then the last round'
 earlier round wrote and the last had nothing to do).
 
 Output: one JSON line per written target on stdout ({\"target\", \"kind\", \"fingerprint\",
-\"expires\", \"expires_ms\"}; clear-stale: {\"target\", \"kind\", \"removed\"}), so
-`cred-sync --watch | compose-recreate --stdin` works. Logs go to stderr. Tokens are never
-printed: only a fingerprint (first 8 hex digits of the SHA-256).
+\"expires\", \"expires_ms\", \"delivery\", \"restart\"}; clear-stale: {\"target\", \"kind\",
+\"removed\", …}), so `cred-sync --watch | compose-recreate --stdin` works. Logs go to stderr.
+Tokens are never printed: only a fingerprint (first 8 hex digits of the SHA-256).
+
+Telling the gateway (\"delivery\" of each written target; docs/ARCHITECTURE.md):
+  told         paste-token (or `openclaw secrets reload`) told the running gateway: its next
+               request carries the token
+  live         a JSON-era store, re-read on every lookup, replacing a valid copy: the next
+               request but one carries it at the latest; no restart
+  needs-nudge  as live, but the copy it replaced had expired or was missing: a gateway whose
+               turn failed stops looking, so --nudge-cmd runs (else --restart-cmd)
+  untold       pasted, but nothing could tell the gateway: --restart-cmd runs
+  at-start     .env, drop-in, clear-stale: read at start. Only when nothing in the batch
+               delivered the token (setup-token mode) does --restart-cmd run
+\"restart\" is true on every line of a batch that needs a restart (compose-recreate --stdin
+recreates only then). --exec-on-change runs on every batch.
 
 Examples:
   cred-sync \\
@@ -193,7 +209,27 @@ struct Cli {
     #[arg(long, value_name = "CMD", env = "KEEPER_EXEC_ON_CHANGE", help_heading = "Mode")]
     exec_on_change: Option<String>,
 
-    /// Time limit for --exec-on-change (the whole process group is killed)
+    /// Run CMD (with sh -c) when the running gateway can take a batch only by restarting
+    ///
+    /// That is: only `.env`/drop-in targets were written (nothing delivered the token to the
+    /// running gateway's store), or a paste neither paste-token nor `openclaw secrets reload` could
+    /// announce. A store write that reached the gateway never runs it. The batch's JSON lines on
+    /// its stdin. E.g. 'systemctl --user daemon-reload && systemctl --user try-restart
+    /// openclaw-gateway.service'
+    #[arg(long, value_name = "CMD", env = "KEEPER_RESTART_CMD", help_heading = "Telling the gateway")]
+    restart_cmd: Option<String>,
+
+    /// Run CMD (with sh -c) when a store write may go unseen: the copy it replaced had expired or
+    /// was missing, and a gateway whose turn failed for lack of a credential stops looking
+    ///
+    /// The cheap nudge for OpenClaw 2026.6.x is SIGUSR1 (an in-process restart, ~2 s), e.g.
+    /// 'systemctl --user kill -s USR1 --kill-whom=main openclaw-gateway.service'. Without it,
+    /// --restart-cmd runs instead.
+    #[arg(long, value_name = "CMD", env = "KEEPER_NUDGE_CMD", help_heading = "Telling the gateway")]
+    nudge_cmd: Option<String>,
+
+    /// Time limit for --exec-on-change, --restart-cmd and --nudge-cmd (the whole process group is
+    /// killed)
     #[arg(long, value_name = "DURATION", env = "KEEPER_EXEC_TIMEOUT", default_value = "5m")]
     #[arg(value_parser = humantime::parse_duration, help_heading = "Mode")]
     exec_timeout: Duration,
@@ -259,6 +295,8 @@ pub(crate) struct Runner {
     watch: bool,
     pub(crate) debounce: Duration,
     exec_on_change: Option<String>,
+    restart_cmd: Option<String>,
+    nudge_cmd: Option<String>,
     exec_timeout: Duration,
     max_rounds: u32,
     /// The `claudeAiOauth` section of the last sync that left every target in sync: an
@@ -303,6 +341,8 @@ impl Runner {
             watch: cli.watch,
             debounce: cli.debounce,
             exec_on_change: cli.exec_on_change,
+            restart_cmd: cli.restart_cmd,
+            nudge_cmd: cli.nudge_cmd,
             exec_timeout: cli.exec_timeout,
             max_rounds: cli.max_rounds,
             last_synced: None,
@@ -401,11 +441,15 @@ impl Runner {
         code
     }
 
-    /// Logs each target, prints change lines (or dry-run lines), runs --exec-on-change; returns
-    /// the exit code.
+    /// Logs each target, prints change lines (or dry-run lines), runs --exec-on-change and, when
+    /// the gateway needs it, --nudge-cmd or --restart-cmd; returns the exit code.
     fn report(&self, reports: &[TargetReport]) -> u8 {
         let mut lines = Vec::new();
         let (mut written, mut downgrades, mut failures) = (0, 0, 0);
+        let action = GatewayAction::of(reports.iter().filter(|r| r.outcome == Outcome::Written).map(|r| r.delivery));
+        // What `compose-recreate --stdin` downstream is asked to do: a nudge nobody configured
+        // falls back to the restart.
+        let restart = action == GatewayAction::Restart || (action == GatewayAction::Nudge && self.nudge_cmd.is_none());
         for r in reports {
             match &r.outcome {
                 Outcome::Unchanged => {
@@ -415,8 +459,12 @@ impl Runner {
                     written += 1;
                     let what = describe(&r.wrote);
                     let verb = if self.dry_run { "would write" } else { "wrote" };
-                    log(Level::Info, PROGRAM, format_args!("{verb} {} ({}): {what}", r.name, r.kind));
-                    if let Some(line) = r.change_line() {
+                    log(
+                        Level::Info,
+                        PROGRAM,
+                        format_args!("{verb} {} ({}): {what}; gateway: {}", r.name, r.kind, r.delivery),
+                    );
+                    if let Some(line) = r.change_line(restart) {
                         lines.push(line.to_string());
                     }
                 }
@@ -447,7 +495,8 @@ impl Runner {
             // Flushed per batch: the reader downstream (compose-recreate --stdin) acts on it now.
             let _ = lines.iter().try_for_each(|l| writeln!(out, "{l}")).and_then(|()| out.flush());
             drop(out);
-            self.exec_on_change(&lines);
+            self.run_hook("--exec-on-change", self.exec_on_change.as_deref(), &lines);
+            self.tell_gateway(action, &lines);
         }
         log(
             if failures > 0 { Level::Error } else { Level::Info },
@@ -470,22 +519,53 @@ impl Runner {
         }
     }
 
-    fn exec_on_change(&self, lines: &[String]) {
-        let Some(cmd) = &self.exec_on_change else { return };
+    /// Runs --nudge-cmd or --restart-cmd when the batch's deliveries ask for it.
+    fn tell_gateway(&self, action: GatewayAction, lines: &[String]) {
+        let (flag, cmd, why) = match action {
+            GatewayAction::Nothing => return,
+            GatewayAction::Nudge if self.nudge_cmd.is_some() => {
+                ("--nudge-cmd", self.nudge_cmd.as_deref(), "the copy it replaced had expired")
+            }
+            GatewayAction::Nudge => {
+                ("--restart-cmd", self.restart_cmd.as_deref(), "the copy it replaced had expired; no --nudge-cmd")
+            }
+            GatewayAction::Restart => {
+                ("--restart-cmd", self.restart_cmd.as_deref(), "it reads the token only at start")
+            }
+        };
+        if cmd.is_none() {
+            log(
+                Level::Warning,
+                PROGRAM,
+                format_args!(
+                    "the running gateway may not use the new token until it restarts ({why}); no {flag} given"
+                ),
+            );
+            return;
+        }
+        log(Level::Info, PROGRAM, format_args!("telling the gateway ({why}): {flag}"));
+        self.run_hook(flag, cmd, lines);
+    }
+
+    /// Runs a hook (sh -c CMD) with the batch's change lines on its stdin; logs its output,
+    /// redacted.
+    fn run_hook(&self, flag: &str, cmd: Option<&str>, lines: &[String]) {
+        let Some(cmd) = cmd else { return };
         let mut input = lines.join("\n");
         input.push('\n');
         let mut command = Command::new("/bin/sh");
         command.args(["-c", cmd]);
+        let name = flag.trim_start_matches('-');
         match keeper_core::process::run(command, Some(input.as_bytes()), self.exec_timeout) {
-            Err(e) => log(Level::Error, PROGRAM, format_args!("--exec-on-change: cannot run /bin/sh: {e}")),
+            Err(e) => log(Level::Error, PROGRAM, format_args!("{flag}: cannot run /bin/sh: {e}")),
             Ok(done) => {
                 for line in
                     String::from_utf8_lossy(&done.stdout).lines().chain(String::from_utf8_lossy(&done.stderr).lines())
                 {
-                    log(Level::Info, PROGRAM, format_args!("exec-on-change: {}", credmap::redact(line)));
+                    log(Level::Info, PROGRAM, format_args!("{name}: {}", credmap::redact(line)));
                 }
                 if !done.success() {
-                    log(Level::Error, PROGRAM, format_args!("--exec-on-change `{cmd}` {}", done.describe()));
+                    log(Level::Error, PROGRAM, format_args!("{flag} `{cmd}` {}", done.describe()));
                 }
             }
         }

@@ -2,17 +2,24 @@
 //! `openclaw models auth paste-token`, on its stdin. It takes seconds, so what was last pasted is
 //! remembered (as a fingerprint) in a small state file and an unchanged token is not pasted again.
 
+use crate::delivery::Delivery;
 use crate::sync::{Outcome, Settings, TargetReport, Wrote};
 use crate::target::Kind;
 use credmap::{Credential, ExpiresAt};
+use keeper_core::log::Level;
 use keeper_core::process;
 use serde_json::{Value, json};
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
-/// The prefix paste-token requires (DOMAIN.md §2).
+/// The prefix paste-token requires (docs/UPSTREAM.md, "paste-token").
 const ACCEPTED_PREFIX: &str = "sk-ant-oat01-";
+/// What 2026.9.6's paste-token says, exit 0, when it saved the token but could not tell the
+/// running gateway ("…the local Gateway could not refresh them. Run `openclaw gateway restart`…").
+const UNTOLD_MARK: &str = "could not refresh";
+/// What 2026.9.6's paste-token says when several agents exist and no `--agent` was given.
+const NO_OWNER_MARK: &str = "Pass --agent";
 /// The shortest token paste-token accepts.
 const ACCEPTED_MIN_LEN: usize = 80;
 
@@ -143,56 +150,146 @@ pub(crate) fn sync(
 ) -> TargetReport {
     let name =
         agent.map_or_else(|| Kind::OpenclawPaste.name().to_owned(), |a| format!("{}:{a}", Kind::OpenclawPaste.name()));
-    let report = |outcome, wrote| TargetReport { name: name.clone(), kind: Kind::OpenclawPaste, outcome, wrote };
+    let report = |outcome, wrote, delivery| TargetReport {
+        name: name.clone(),
+        kind: Kind::OpenclawPaste,
+        outcome,
+        wrote,
+        delivery,
+    };
     let fingerprint = cred.access_token.fingerprint().to_string();
     let last = paste.last_pasted(agent);
     if let Some(last) = &last {
         // Same token: nothing to paste (a same-token earlier expiry is `cli-poke --force` at work).
         if last.fingerprint == fingerprint && last.expires_ms >= cred.expires_at.as_millis() {
-            return report(Outcome::Unchanged, Wrote::Nothing);
+            return report(Outcome::Unchanged, Wrote::Nothing, Delivery::Told);
         }
         if !settings.allow_downgrade && last.fingerprint != fingerprint && last.expires_ms > cred.expires_at.as_millis()
         {
             let held = ExpiresAt::from_millis(last.expires_ms).unwrap_or(cred.expires_at);
-            return report(Outcome::Downgrade { held }, Wrote::Nothing);
+            return report(Outcome::Downgrade { held }, Wrote::Nothing, Delivery::Told);
         }
     }
     if let Err(problem) = acceptable(cred) {
-        return report(Outcome::Failed(format!("{name}: {problem}")), Wrote::Nothing);
+        return report(Outcome::Failed(format!("{name}: {problem}")), Wrote::Nothing, Delivery::Untold);
     }
     let remaining = Duration::from_millis(cred.expires_at.remaining_ms(now_ms).max(0) as u64);
-    let cmd = paste.paste_command(agent, expires_in(remaining, paste.timeout));
-    let shown = PasteSettings::shown(&cmd);
+    let expires_in = expires_in(remaining, paste.timeout);
     let wrote = Wrote::Token { token: cred.access_token.clone(), expires_at: cred.expires_at };
     if dry_run {
-        return report(Outcome::Written, wrote);
+        return report(Outcome::Written, wrote, Delivery::Told);
     }
-    let mut input = cred.access_token.expose().as_bytes().to_vec();
-    input.push(b'\n');
-    let finished = match process::run(cmd, Some(&input), paste.timeout) {
-        Ok(f) => f,
-        Err(e) => {
-            let hint = if e.kind() == std::io::ErrorKind::NotFound { " (set --openclaw-cmd)" } else { "" };
-            return report(Outcome::Failed(format!("{name}: cannot run `{shown}`: {e}{hint}")), Wrote::Nothing);
+    let mut pasted = paste.run_paste(agent, cred, expires_in);
+    if agent.is_none() && pasted.as_ref().is_err_and(|e| e.contains(NO_OWNER_MARK)) {
+        // Several agents: the shared store is the default agent's (docs/UPSTREAM.md).
+        pasted = match paste.default_agent() {
+            Ok(default) => {
+                log(
+                    Level::Info,
+                    format_args!(
+                        "{name}: several agents; pasting into the shared store through the default agent, {default}"
+                    ),
+                );
+                paste.run_paste(Some(&default), cred, expires_in)
+            }
+            Err(problem) => Err(problem),
+        };
+    }
+    let told = match pasted {
+        Ok(told) => told,
+        Err(problem) => return report(Outcome::Failed(format!("{name}: {problem}")), Wrote::Nothing, Delivery::Untold),
+    };
+    let delivery = if told {
+        Delivery::Told
+    } else {
+        log(
+            Level::Warning,
+            format_args!(
+                "{name}: pasted, but paste-token could not tell the running gateway (give cred-sync the gateway's \
+                 token: gateway.auth.token in openclaw.json, or OPENCLAW_GATEWAY_TOKEN in the keeper's config); \
+                 trying `openclaw secrets reload`"
+            ),
+        );
+        match paste.secrets_reload() {
+            Ok(()) => {
+                log(Level::Info, format_args!("{name}: told the gateway through `openclaw secrets reload`"));
+                Delivery::Told
+            }
+            Err(problem) => {
+                log(Level::Warning, format_args!("{name}: {problem}: the gateway must be restarted to see the token"));
+                Delivery::Untold
+            }
         }
     };
-    if !finished.success() {
-        let what = match finished.ended {
-            process::Ended::TimedOut => format!("timed out after {}", humantime::format_duration(paste.timeout)),
-            _ => finished.describe(),
-        };
-        let output = last_lines(&finished.stderr, &finished.stdout);
-        return report(Outcome::Failed(format!("{name}: `{shown}` {what}{output}")), Wrote::Nothing);
-    }
     if let Err(e) = paste.remember(agent, cred, now_ms) {
         // The paste worked; only the skip-if-unchanged memory failed, so the next sync pastes again.
-        keeper_core::log::log(
-            keeper_core::log::Level::Warning,
-            crate::PROGRAM,
+        log(
+            Level::Warning,
             format_args!("{name}: pasted, but cannot record it in {}: {e}", paste.state_file(agent).display()),
         );
     }
-    report(Outcome::Written, wrote)
+    report(Outcome::Written, wrote, delivery)
+}
+
+fn log(level: Level, message: std::fmt::Arguments<'_>) {
+    keeper_core::log::log(level, crate::PROGRAM, message);
+}
+
+impl PasteSettings {
+    /// Runs paste-token with the token on stdin: `Ok(true)` when it also told the running
+    /// gateway, `Ok(false)` when it saved the token without telling it, `Err` naming the command
+    /// and OpenClaw's last words when it failed.
+    fn run_paste(&self, agent: Option<&str>, cred: &Credential, expires_in: Duration) -> Result<bool, String> {
+        let mut input = cred.access_token.expose().as_bytes().to_vec();
+        input.push(b'\n');
+        let finished = self.run_openclaw(self.paste_command(agent, expires_in), Some(&input))?;
+        let said = String::from_utf8_lossy(&finished.stderr) + String::from_utf8_lossy(&finished.stdout);
+        Ok(!said.to_lowercase().contains(UNTOLD_MARK))
+    }
+
+    /// `openclaw agents list --json`: the id of the agent marked `isDefault`.
+    fn default_agent(&self) -> Result<String, String> {
+        let mut cmd = self.openclaw();
+        cmd.args(["agents", "list", "--json"]);
+        let shown = Self::shown(&cmd);
+        let finished = self.run_openclaw(cmd, None)?;
+        let agents: Value = serde_json::from_slice(&finished.stdout)
+            .map_err(|e| format!("`{shown}` printed no JSON list of agents ({e})"))?;
+        let default = agents
+            .as_array()
+            .and_then(|list| list.iter().find(|a| a["isDefault"] == Value::Bool(true)).and_then(|a| a["id"].as_str()));
+        default.map(str::to_owned).ok_or_else(|| format!("`{shown}` names no default agent (isDefault)"))
+    }
+
+    /// `openclaw secrets reload`: makes the running gateway re-read its credentials.
+    fn secrets_reload(&self) -> Result<(), String> {
+        let mut cmd = self.openclaw();
+        cmd.args(["secrets", "reload"]);
+        let finished = self.run_openclaw(cmd, None)?;
+        let said = String::from_utf8_lossy(&finished.stderr) + String::from_utf8_lossy(&finished.stdout);
+        // It has been seen to say "Could not reload secrets…" and still exit 0.
+        if said.to_lowercase().contains("could not") {
+            return Err(format!("`openclaw secrets reload` failed{}", last_lines(&finished.stderr, &finished.stdout)));
+        }
+        Ok(())
+    }
+
+    /// Runs an OpenClaw command within the time limit; `Err` unless it exits 0.
+    fn run_openclaw(&self, cmd: Command, input: Option<&[u8]>) -> Result<process::Finished, String> {
+        let shown = Self::shown(&cmd);
+        let finished = process::run(cmd, input, self.timeout).map_err(|e| {
+            let hint = if e.kind() == std::io::ErrorKind::NotFound { " (set --openclaw-cmd)" } else { "" };
+            format!("cannot run `{shown}`: {e}{hint}")
+        })?;
+        if finished.success() {
+            return Ok(finished);
+        }
+        let what = match finished.ended {
+            process::Ended::TimedOut => format!("timed out after {}", humantime::format_duration(self.timeout)),
+            _ => finished.describe(),
+        };
+        Err(format!("`{shown}` {what}{}", last_lines(&finished.stderr, &finished.stdout)))
+    }
 }
 
 /// The last lines a failed OpenClaw printed, redacted, for the error message.

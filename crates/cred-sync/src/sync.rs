@@ -1,5 +1,6 @@
 //! One sync: the source's credential into every target, each judged and written on its own.
 
+use crate::delivery::Delivery;
 use crate::generation::{self, Version};
 use crate::paste::{self, PasteSettings};
 use crate::store::{self, Shape};
@@ -44,6 +45,8 @@ pub(crate) struct TargetReport {
     pub(crate) outcome: Outcome,
     /// What was written: the token, or for `clear-stale` the profiles removed.
     pub(crate) wrote: Wrote,
+    /// How the running gateway takes what was written (meaningful for a written target).
+    pub(crate) delivery: Delivery,
 }
 
 /// What a written target now holds.
@@ -56,24 +59,30 @@ pub(crate) enum Wrote {
 
 impl TargetReport {
     fn new(name: String, kind: Kind, outcome: Outcome) -> Self {
-        Self { name, kind, outcome, wrote: Wrote::Nothing }
+        Self { name, kind, outcome, wrote: Wrote::Nothing, delivery: kind.default_delivery() }
     }
 
-    /// The JSON change line for a written target (`compose-recreate --stdin` reads these).
-    pub(crate) fn change_line(&self) -> Option<Value> {
+    /// The JSON change line for a written target (`compose-recreate --stdin` reads these):
+    /// `restart` says whether the batch needs the gateway restarted (or recreated) to take it.
+    pub(crate) fn change_line(&self, restart: bool) -> Option<Value> {
         if self.outcome != Outcome::Written {
             return None;
         }
+        let (name, kind, delivery) = (&self.name, self.kind.name(), self.delivery.name());
         Some(match &self.wrote {
             Wrote::Token { token, expires_at } => json!({
-                "target": self.name,
-                "kind": self.kind.name(),
+                "target": name,
+                "kind": kind,
                 "fingerprint": token.to_string(),
                 "expires": expires_at.to_string(),
                 "expires_ms": expires_at.as_millis(),
+                "delivery": delivery,
+                "restart": restart,
             }),
-            Wrote::Removed(ids) => json!({"target": self.name, "kind": self.kind.name(), "removed": ids}),
-            Wrote::Nothing => json!({"target": self.name, "kind": self.kind.name()}),
+            Wrote::Removed(ids) => {
+                json!({"target": name, "kind": kind, "removed": ids, "delivery": delivery, "restart": restart})
+            }
+            Wrote::Nothing => json!({"target": name, "kind": kind, "delivery": delivery, "restart": restart}),
         })
     }
 }
@@ -93,7 +102,7 @@ pub(crate) fn sync_all(settings: &Settings, cred: &Credential, now_ms: i64, dry_
                 crate::PROGRAM,
                 format_args!("{spec}: no file matches (yet)"),
             ),
-            Ok(files) => reports.extend(files.iter().map(|f| sync_file(f, cred, settings, dry_run))),
+            Ok(files) => reports.extend(files.iter().map(|f| sync_file(f, cred, settings, now_ms, dry_run))),
         }
     }
     reports
@@ -145,11 +154,11 @@ pub(crate) fn read_target(path: &Path) -> Result<Option<Vec<u8>>, String> {
     }
 }
 
-fn sync_file(target: &FileTarget, cred: &Credential, settings: &Settings, dry_run: bool) -> TargetReport {
+fn sync_file(target: &FileTarget, cred: &Credential, settings: &Settings, now_ms: i64, dry_run: bool) -> TargetReport {
     let name = show(&target.path);
     let kind = target.kind;
-    match try_sync_file(target, cred, settings, dry_run) {
-        Ok((outcome, wrote)) => TargetReport { name, kind, outcome, wrote },
+    match try_sync_file(target, cred, settings, now_ms, dry_run) {
+        Ok((outcome, wrote, delivery)) => TargetReport { name, kind, outcome, wrote, delivery },
         Err(problem) => TargetReport::new(name, kind, Outcome::Failed(problem)),
     }
 }
@@ -158,14 +167,16 @@ fn try_sync_file(
     target: &FileTarget,
     cred: &Credential,
     settings: &Settings,
+    now_ms: i64,
     dry_run: bool,
-) -> Result<(Outcome, Wrote), String> {
+) -> Result<(Outcome, Wrote, Delivery), String> {
+    let mut delivery = target.kind.default_delivery();
     let (path, exists) = match resolve(&target.path, settings.follow_symlinks)? {
         Resolved::Absent(p) => (p, false),
         Resolved::Present(p) => (p, true),
     };
     if target.kind == Kind::ClearStale && !exists {
-        return Ok((Outcome::Unchanged, Wrote::Nothing));
+        return Ok((Outcome::Unchanged, Wrote::Nothing, delivery));
     }
     if let Some(evidence) = retired(target, settings) {
         return Err(generation::refusal(&path, &evidence, target.kind == Kind::ClearStale));
@@ -200,17 +211,21 @@ fn try_sync_file(
             );
         }
         match cleared.contents {
-            None => return Ok((Outcome::Unchanged, Wrote::Nothing)),
+            None => return Ok((Outcome::Unchanged, Wrote::Nothing, delivery)),
             Some(after) => (after, Wrote::Removed(cleared.removed)),
         }
     } else {
         let held = store::holding(target.kind, current.as_deref(), &settings.shape).map_err(unreadable)?;
         if held.matches(target.kind, cred, settings.shape.policy) {
-            return Ok((Outcome::Unchanged, Wrote::Nothing));
+            return Ok((Outcome::Unchanged, Wrote::Nothing, delivery));
         }
         if !settings.allow_downgrade && held.is_downgraded_by(cred) {
             let held = held.expires_at.expect("a downgrade implies a held expiry");
-            return Ok((Outcome::Downgrade { held }, Wrote::Nothing));
+            return Ok((Outcome::Downgrade { held }, Wrote::Nothing, delivery));
+        }
+        if delivery == Delivery::Live {
+            delivery =
+                Delivery::of_store_write(held.expires_at.map(ExpiresAt::as_millis), held.token.is_some(), now_ms);
         }
         let contents = store::render(target.kind, current.as_deref(), cred, &settings.shape).map_err(unreadable)?;
         (contents, Wrote::Token { token: cred.access_token.clone(), expires_at: cred.expires_at })
@@ -220,5 +235,5 @@ fn try_sync_file(
             if target.in_place { overwrite_in_place(&path, &contents) } else { replace_atomically(&path, &contents) };
         written.map_err(|e| format!("cannot write {}: {e}", path.display()))?;
     }
-    Ok((Outcome::Written, wrote))
+    Ok((Outcome::Written, wrote, delivery))
 }

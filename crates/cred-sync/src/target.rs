@@ -1,5 +1,6 @@
 //! `--to KIND[,in-place]:PATH` target specifications and their expansion into files.
 
+use crate::delivery::Delivery;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -45,6 +46,19 @@ impl Kind {
     /// A JSON file that SQLite-era OpenClaw has retired (and fails on when it finds one).
     pub(crate) fn is_retired_in_sqlite_era(self) -> bool {
         matches!(self, Kind::OpenclawOauth | Kind::OpenclawProfiles | Kind::ClearStale)
+    }
+
+    /// How the running gateway takes a write of this kind, before what it replaced is known
+    /// (see [`Delivery`]).
+    pub(crate) fn default_delivery(self) -> Delivery {
+        match self {
+            // Re-read on every lookup (JSON era).
+            Kind::OpenclawOauth | Kind::OpenclawProfiles => Delivery::Live,
+            // paste-token says whether it told the gateway; until then, assume nobody did.
+            Kind::OpenclawPaste => Delivery::Untold,
+            // The variable, and the variable a cleared profile falls through to, are read at start.
+            Kind::Dotenv | Kind::SystemdDropin | Kind::ClearStale => Delivery::AtStart,
+        }
     }
 
     /// Whether PATH may be a glob matching many files (one per agent).

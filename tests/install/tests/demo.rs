@@ -144,7 +144,7 @@ fn demo_names_the_failing_step_and_exits_1() {
 }
 
 #[test]
-fn demo_with_docker_recreates_the_gateway_with_the_new_token() {
+fn demo_with_docker_keeps_the_gateway_the_store_delivered_to() {
     let engine = engine_or_skip!();
     let docker_dir = engine.docker_bin().parent().expect("docker's directory");
     let path = format!("{}:{}", docker_dir.display(), std::env::var("PATH").unwrap_or_default());
@@ -153,8 +153,9 @@ fn demo_with_docker_recreates_the_gateway_with_the_new_token() {
     let out =
         cmd.env("PATH", path).args(["--docker", "--image", engine.busybox_image()]).output().expect("demo.sh runs");
     let all = assert_all_steps_ok(&out);
-    assert!(all.contains("[DEMO] ok docker: the recreated gateway holds sk-ant-oat01-…("), "{all}");
-    assert!(all.contains("openclaw-gateway: recreated"), "{all}");
+    assert!(all.contains("[DEMO] ok docker: no restart: the store delivered sk-ant-oat01-…("), "{all}");
+    assert!(all.contains("took it live; no recreation"), "{all}");
+    assert!(!all.contains("openclaw-gateway: recreated"), "{all}");
     // The trap took the project down: no gateway container is left on the engine.
     let left = engine.docker_ok(&["ps", "-a", "-q", "--filter", "label=com.docker.compose.service=openclaw-gateway"]);
     assert!(left.trim().is_empty(), "containers left: {left}");
