@@ -839,9 +839,37 @@ for t in "${targets[@]}"; do
     esac
 done
 
+# OpenClaw's own Claude-CLI backend (`openclaw models auth login --provider anthropic --method
+# cli`: models `claude-cli/…` or `agentRuntime.id: "claude-cli"`): OpenClaw runs the host's
+# `claude`, which reads and refreshes its own login, so there is nothing to copy. The keeper
+# keeps only what still helps: the refresh timer (the CLI refreshed in its window even while no
+# turn runs, the REAUTH flag and the webhook when the login dies).
+cli_backend=no
+if [ "$mode" = refresh ] && [ -f "$openclaw_dir/openclaw.json" ] && python3 - "$openclaw_dir/openclaw.json" <<'PY' 2>/dev/null
+import json, sys
+def walk(v):
+    if isinstance(v, dict):
+        if isinstance(v.get("agentRuntime"), dict) and v["agentRuntime"].get("id") == "claude-cli":
+            return True
+        return any(walk(x) for x in v.values())
+    if isinstance(v, list):
+        return any(walk(x) for x in v)
+    return isinstance(v, str) and v.startswith("claude-cli/")
+cfg = json.load(open(sys.argv[1]))
+sys.exit(0 if walk((cfg.get("agents") or {}).get("defaults") or {}) or walk((cfg.get("agents") or {}).get("list") or []) or walk((cfg.get("agents") or {}).get("entries") or {}) else 1)
+PY
+then
+    cli_backend=yes
+    targets=() restart_cmd='' nudge_cmd='' sync_unit=''
+    say "  OpenClaw runs the Claude CLI itself (its claude-cli backend): the CLI refreshes its own"
+    say "  token when OpenClaw runs it, and nothing needs copying. Installed: the refresh timer only"
+    say "  (a refresh in the CLI's window even while no turn runs, the REAUTH flag and the webhook)."
+fi
+
 units_to_enable=()
 if [ "$mode" = refresh ]; then
-    units_to_enable=(openclaw-keeper-refresh.timer "$sync_unit")
+    units_to_enable=(openclaw-keeper-refresh.timer)
+    [ -n "$sync_unit" ] && units_to_enable+=("$sync_unit")
 fi
 
 # The unit files of the set (whatever the units source ships).
@@ -1120,6 +1148,7 @@ quote_env() { # a value in EnvironmentFile syntax: double-quoted when it has bla
     else
         say "KEEPER_SYNC_UNIT=$sync_unit"
     fi
+    [ "$cli_backend" = yes ] && say "KEEPER_CLI_BACKEND=yes"
     if $enable && ((${#units_to_enable[@]})); then say "KEEPER_UNITS=$(quote_env "${units_to_enable[*]}")"; else say "KEEPER_UNITS="; fi
 } >"$work/keeper.env"
 make_dir "$config_dir" 755

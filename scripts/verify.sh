@@ -248,6 +248,7 @@ else
     status=$(jstr "$line" status)
     left=$(jnum "$line" remaining_seconds)
     expected_fp=$(jstr "$line" fingerprint)
+    source_expires_ms=$(jnum "$line" expires_at_ms)
     case "$status" in
         ok) row "token expiry" ok "$creds: $expected_fp expires $(jstr "$line" expires_at) (in $(human "${left:-0}"))" ;;
         expired)
@@ -265,12 +266,17 @@ fi
 
 # --- copies
 env_targets=()  # dotenv / systemd-dropin paths: what a gateway's environment comes from
+store_stale=no  # a copy is not current (cred-sync --check)
+store_delivers=no  # a store target: the running gateway takes the token from it, not from its environment
 for target in $(get KEEPER_TO); do
     case "$target" in
         dotenv:* | dotenv,*:* | systemd-dropin:* | systemd-dropin,*:*) env_targets+=("${target#*:}") ;;
+        openclaw-paste* | openclaw-profiles:* | openclaw-profiles,*:* | openclaw-oauth:* | openclaw-oauth,*:*) store_delivers=yes ;;
     esac
 done
-if [ "$mode" = setup-token ]; then
+if [ "$(get KEEPER_CLI_BACKEND no)" = yes ]; then
+    row copies skip "OpenClaw runs the Claude CLI itself (claude-cli backend): nothing is copied"
+elif [ "$mode" = setup-token ]; then
     # No source file: the copies must agree with each other.
     if [ ${#env_targets[@]} -eq 0 ]; then
         row copies skip "no dotenv or systemd-dropin target in KEEPER_TO"
@@ -307,7 +313,7 @@ else
         detail=$(jstr "$line" detail)
         case "$state" in
             in-sync) row "copy $kind $target" ok "holds $(jstr "$line" fingerprint)" ;;
-            *) row "copy $kind $target" FAIL "$state${detail:+: $detail} (the sync service should fix this; see $(journal_hint "$(get KEEPER_SYNC_UNIT openclaw-keeper-sync.service)"))" ;;
+            *) store_stale=yes; row "copy $kind $target" FAIL "$state${detail:+: $detail} (the sync service should fix this; see $(journal_hint "$(get KEEPER_SYNC_UNIT openclaw-keeper-sync.service)"))" ;;
         esac
     done <<<"$rows"
     if [ "$any" -eq 0 ]; then
@@ -367,12 +373,20 @@ else
         row "gateway token" skip "KEEPER_GATEWAY is not set"
     elif [ -z "$have" ]; then
         row "gateway token" FAIL "$where: not running or not readable"
+    elif [ "$have" = "$empty_fp" ] && [ "$store_delivers" = yes ] && [ "$store_stale" = no ]; then
+        row "gateway token" ok "$where has no $key in its environment; the store delivers the current ${want:-token}"
     elif [ "$have" = "$empty_fp" ]; then
         row "gateway token" FAIL "$where: $key is not in its environment"
     elif [ -z "$want" ]; then
         row "gateway token" warn "$where holds $have; no current token to compare with"
     elif [ "$have" = "$want" ]; then
         row "gateway token" ok "$where holds $have"
+    elif [ "$store_delivers" = yes ] && [ "$store_stale" = yes ]; then
+        row "gateway token" warn "$where started with $have; the store should deliver $want, but a copy is stale (above)"
+    elif [ "$store_delivers" = yes ]; then
+        # docs/ARCHITECTURE.md, "Delivery": a usable store profile wins over the variable, and
+        # the store is re-read on every lookup, so no restart follows a rotation.
+        row "gateway token" ok "$where started with $have; the store delivers the current $want (its environment is the fallback for the next start)"
     else
         row "gateway token" FAIL "$where holds $have, the current token is $want: the restart hook did not run (see $(journal_hint "$(get KEEPER_SYNC_UNIT openclaw-keeper-sync.service)"))"
     fi
@@ -394,12 +408,35 @@ else
         row "openclaw models status" FAIL "AUTH_PROFILE_MIGRATION_REQUIRED: retired credential files beside the SQLite store (run \`openclaw doctor --fix --non-interactive\`)"
     elif [ "$rc" -ne 0 ]; then
         row "openclaw models status" warn "exited $rc: $(grep -v '^$' <<<"$status_json" | tail -n 1)"
-    elif grep -qE '"status": *"expired"' <<<"$status_json"; then
-        row "openclaw models status" FAIL "a profile is expired"
-    elif grep -qE '"status": *"(ok|expiring)"' <<<"$status_json"; then
-        row "openclaw models status" ok "profiles ok"
     else
-        row "openclaw models status" ok "no stored OAuth profile listed (the environment token is used)"
+        # What the gateway will use, in OpenClaw's words: the effective source of the Anthropic
+        # credential and, for a stored profile, its expiry beside the source's.
+        view=$(STATUS_JSON=$status_json WANT_MS="${source_expires_ms:-}" python3 - 2>/dev/null <<'PY' || true
+import json, os
+d = json.loads(os.environ["STATUS_JSON"])
+auth = d.get("auth") or {}
+prov = next((p for p in auth.get("providers") or [] if p.get("provider") == "anthropic"), {})
+eff = (prov.get("effective") or {}).get("kind") or "none"
+profiles = [p for p in (auth.get("oauth") or {}).get("profiles") or [] if p.get("provider") == "anthropic"]
+expired = any(p.get("status") == "expired" for p in profiles)
+want = int(os.environ["WANT_MS"]) if os.environ.get("WANT_MS", "").isdigit() else None
+held = max((p.get("expiresAt") or 0 for p in profiles), default=0)
+current = "unknown" if want is None or not held else ("current" if abs(held - want) <= 180000 else "stale")
+print(eff, "expired" if expired else "fine", current, ",".join(p.get("profileId", "?") for p in profiles) or "-")
+PY
+)
+        read -r effective health current ids <<<"${view:-unknown fine unknown -}"
+        if [ "$health" = expired ]; then
+            row "openclaw models status" FAIL "a profile is expired ($ids)"
+        elif [ "$effective" = profiles ] && [ "$current" = stale ]; then
+            row "openclaw models status" FAIL "the gateway uses stored profile(s) $ids, whose expiry is not the current token's: the last sync did not reach the store (see $(journal_hint "$(get KEEPER_SYNC_UNIT openclaw-keeper-sync.service)"))"
+        elif [ "$effective" = profiles ]; then
+            row "openclaw models status" ok "the gateway uses stored profile(s) $ids ($current token; read on every request, no restart needed)"
+        elif [ "$effective" = env ]; then
+            row "openclaw models status" ok "the gateway uses $key from its environment (read at start)"
+        else
+            row "openclaw models status" ok "no Anthropic credential source reported ($effective)"
+        fi
     fi
 fi
 

@@ -77,13 +77,15 @@ pub(crate) enum GatewayAction {
 
 impl GatewayAction {
     /// The batch's action: a paste nobody could announce needs a restart; a store that may be
-    /// unwatched needs a nudge; a token delivered by the store makes the variables' copies the
-    /// fallback for the next start, not a reason to restart; variables alone need a restart.
-    pub(crate) fn of(deliveries: impl IntoIterator<Item = Delivery>) -> Self {
-        let (mut delivered, mut nudge, mut untold, mut at_start) = (false, false, false, false);
+    /// unwatched needs a nudge; while a store target holds the token (written now, or already
+    /// holding it), the variables' copies are the fallback for the next start, not a reason to
+    /// restart; variables alone need a restart. `store_holds` says whether some store target
+    /// succeeded in this sync (written, unchanged or a refused downgrade; not failed, not absent).
+    pub(crate) fn of(deliveries: impl IntoIterator<Item = Delivery>, store_holds: bool) -> Self {
+        let (mut nudge, mut untold, mut at_start) = (false, false, false);
         for d in deliveries {
             match d {
-                Delivery::Told | Delivery::Live => delivered = true,
+                Delivery::Told | Delivery::Live => {}
                 Delivery::NeedsNudge => nudge = true,
                 Delivery::Untold => untold = true,
                 Delivery::AtStart => at_start = true,
@@ -93,10 +95,10 @@ impl GatewayAction {
             GatewayAction::Restart
         } else if nudge {
             GatewayAction::Nudge
-        } else if delivered || !at_start {
-            GatewayAction::Nothing
-        } else {
+        } else if at_start && !store_holds {
             GatewayAction::Restart
+        } else {
+            GatewayAction::Nothing
         }
     }
 }
@@ -108,27 +110,36 @@ mod tests {
 
     #[test]
     fn a_store_delivery_makes_the_variables_a_fallback_not_a_restart() {
-        assert_eq!(GatewayAction::of([Told, AtStart]), GatewayAction::Nothing);
-        assert_eq!(GatewayAction::of([Live, AtStart, AtStart]), GatewayAction::Nothing);
-        assert_eq!(GatewayAction::of([Live]), GatewayAction::Nothing);
+        assert_eq!(GatewayAction::of([Told, AtStart], true), GatewayAction::Nothing);
+        assert_eq!(GatewayAction::of([Live, AtStart, AtStart], true), GatewayAction::Nothing);
+        assert_eq!(GatewayAction::of([Live], true), GatewayAction::Nothing);
     }
 
     #[test]
     fn variables_alone_need_a_restart() {
-        assert_eq!(GatewayAction::of([AtStart]), GatewayAction::Restart);
-        assert_eq!(GatewayAction::of([AtStart, AtStart]), GatewayAction::Restart);
+        assert_eq!(GatewayAction::of([AtStart], false), GatewayAction::Restart);
+        assert_eq!(GatewayAction::of([AtStart, AtStart], false), GatewayAction::Restart);
+    }
+
+    /// Regression: the store refused an older token (a downgrade) while the `.env` and drop-in,
+    /// which record no expiry, took it; with nothing written to the store, the batch looked
+    /// "environment only" and restarted the gateway onto the older token.
+    #[test]
+    fn regression_variables_written_beside_a_store_that_holds_the_token_restarted_the_gateway() {
+        assert_eq!(GatewayAction::of([AtStart, AtStart], true), GatewayAction::Nothing);
     }
 
     #[test]
     fn an_untold_paste_restarts_and_an_unwatched_store_is_nudged() {
-        assert_eq!(GatewayAction::of([Untold, AtStart]), GatewayAction::Restart);
-        assert_eq!(GatewayAction::of([Untold, NeedsNudge]), GatewayAction::Restart);
-        assert_eq!(GatewayAction::of([NeedsNudge, Live, AtStart]), GatewayAction::Nudge);
+        assert_eq!(GatewayAction::of([Untold, AtStart], false), GatewayAction::Restart);
+        assert_eq!(GatewayAction::of([Untold, NeedsNudge], true), GatewayAction::Restart);
+        assert_eq!(GatewayAction::of([NeedsNudge, Live, AtStart], true), GatewayAction::Nudge);
     }
 
     #[test]
     fn nothing_written_asks_nothing() {
-        assert_eq!(GatewayAction::of([]), GatewayAction::Nothing);
+        assert_eq!(GatewayAction::of([], true), GatewayAction::Nothing);
+        assert_eq!(GatewayAction::of([], false), GatewayAction::Nothing);
     }
 
     #[test]

@@ -446,7 +446,9 @@ impl Runner {
     fn report(&self, reports: &[TargetReport]) -> u8 {
         let mut lines = Vec::new();
         let (mut written, mut downgrades, mut failures) = (0, 0, 0);
-        let action = GatewayAction::of(reports.iter().filter(|r| r.outcome == Outcome::Written).map(|r| r.delivery));
+        let deliveries = reports.iter().filter(|r| r.outcome == Outcome::Written).map(|r| r.delivery);
+        let store_holds = reports.iter().any(|r| r.kind.is_store() && !matches!(r.outcome, Outcome::Failed(_)));
+        let action = GatewayAction::of(deliveries, store_holds);
         // What `compose-recreate --stdin` downstream is asked to do: a nudge nobody configured
         // falls back to the restart.
         let restart = action == GatewayAction::Restart || (action == GatewayAction::Nudge && self.nudge_cmd.is_none());

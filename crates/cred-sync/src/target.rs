@@ -61,6 +61,11 @@ impl Kind {
         }
     }
 
+    /// A store the running gateway reads its credential from (not the environment).
+    pub(crate) fn is_store(self) -> bool {
+        matches!(self, Kind::OpenclawOauth | Kind::OpenclawProfiles | Kind::OpenclawPaste)
+    }
+
     /// Whether PATH may be a glob matching many files (one per agent).
     fn takes_glob(self) -> bool {
         matches!(self, Kind::OpenclawProfiles | Kind::ClearStale)

@@ -53,11 +53,7 @@ impl Setup {
 
     /// The change lines each hook was given, in order.
     fn hook_lines(path: &Path) -> Vec<Value> {
-        std::fs::read_to_string(path)
-            .unwrap_or_default()
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect()
+        std::fs::read_to_string(path).unwrap_or_default().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
     }
 
     fn new_source(&self, expires_in_ms: i64) -> String {
@@ -178,4 +174,20 @@ fn a_needed_restart_without_a_command_is_a_warning() {
         "{}",
         ran.stderr
     );
+}
+
+/// Regression: the store refused an older token (it holds one expiring later) while the `.env`,
+/// which records no expiry, took it; nothing was written to the store, so the batch looked
+/// "environment only" and the restart hook put the gateway onto the older token.
+#[test]
+fn regression_a_downgrade_refused_by_the_store_restarted_the_gateway_for_the_env_copy() {
+    let s = Setup::new();
+    s.new_source(8 * HOUR_MS);
+    assert_eq!(s.sync(&s.store_and_env()).code, Some(0));
+    std::fs::remove_file(&s.nudged).ok();
+    s.new_source(3 * 60_000);
+    let ran = s.sync(&s.store_and_env());
+    assert_eq!(ran.code, Some(5), "the store refused the downgrade: {}", ran.stderr);
+    assert!(Setup::hook_lines(&s.restarted).is_empty(), "no restart: {}", ran.stderr);
+    assert!(Setup::hook_lines(&s.nudged).is_empty(), "no nudge: {}", ran.stderr);
 }

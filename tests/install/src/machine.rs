@@ -123,12 +123,15 @@ impl Machine {
         fs::copy(bin_dir().join("claude"), &cli).unwrap();
         fs::set_permissions(&cli, fs::Permissions::from_mode(0o755)).unwrap();
         // The gateway stand-in: a script that sleeps, holding the environment it was started with.
+        // SIGUSR1 is what OpenClaw 2026.6.x takes as an in-process restart (docs/UPSTREAM.md): the
+        // process stays, and each one is counted in gateway/usr1.log.
         let script = self.home.join("gateway/openclaw-gateway.sh");
-        let body = if gateway_stop_seconds == 0 {
-            "exec sleep infinity\n".to_owned()
-        } else {
-            format!("trap 'sleep {gateway_stop_seconds}; exit 0' TERM\nsleep infinity &\nwait\n")
-        };
+        let usr1 = self.home.join("gateway/usr1.log");
+        let body = format!(
+            "trap 'echo usr1 >> {}' USR1\ntrap 'sleep {gateway_stop_seconds}; exit 0' TERM\n\
+             while :; do sleep infinity & wait $!; done\n",
+            usr1.display()
+        );
         write_file(&script, &format!("#!/bin/sh\n# OpenClaw gateway stand-in\n{body}"));
         fs::set_permissions(&script, fs::Permissions::from_mode(0o755)).unwrap();
         write_file(
@@ -291,6 +294,12 @@ impl Machine {
         let _ = mgr.systemctl_ok(&["daemon-reload"]);
         Some(mgr)
     }
+}
+
+/// How often the gateway stand-in was nudged (SIGUSR1, OpenClaw 2026.6.x's in-process restart).
+#[must_use]
+pub fn gateway_nudges(m: &Machine) -> usize {
+    fs::read_to_string(m.home.join("gateway/usr1.log")).unwrap_or_default().lines().count()
 }
 
 /// The gateway's main PID and the fingerprint of the token in its environment (None: not

@@ -12,6 +12,12 @@ const SYSTEM_CONFIG: &str = "/etc/openclaw-oauth-keeper/keeper.env";
 const SYSTEM_MANIFEST: &str = "/etc/openclaw-oauth-keeper/installed.list";
 const SYSTEM_UNIT_DIR: &str = "/etc/systemd/system";
 
+/// The compose command setup found (the words before `--project-directory` in a command it wrote).
+fn compose_cmd(cfg: &std::collections::BTreeMap<String, String>) -> String {
+    let written = cfg.get("KEEPER_NUDGE_CMD").or(cfg.get("KEEPER_RESTART_CMD")).expect("a compose command");
+    written.split(" --project-directory").next().unwrap().to_owned()
+}
+
 fn user_config(f: &Fixture) -> PathBuf {
     f.home().join(".config/openclaw-oauth-keeper/keeper.env")
 }
@@ -108,11 +114,18 @@ fn docker_json_era_with_env_file_installs_the_system_set_and_the_compose_sync() 
         ("KEEPER_UNITS", "openclaw-keeper-refresh.timer openclaw-keeper-sync-compose.service".to_owned()),
         ("KEEPER_RECREATE", "yes".to_owned()),
         ("KEEPER_BIN_DIR", "/usr/local/bin".to_owned()),
+        // JSON era: SIGUSR1 (an in-process restart) when a store write may go unseen; no restart
+        // command: compose-recreate behind the watcher recreates only for "restart": true.
+        (
+            "KEEPER_NUDGE_CMD",
+            format!("{} --project-directory {} kill -s SIGUSR1 openclaw-gateway", compose_cmd(&cfg), compose.display()),
+        ),
     ];
     for (key, value) in &expect {
         assert_eq!(cfg.get(*key), Some(value), "{key} in keeper.env: {cfg:#?}");
     }
     assert!(!cfg.contains_key("KEEPER_OPENCLAW_CMD") && !cfg.contains_key("KEEPER_EXEC_ON_CHANGE"), "{cfg:#?}");
+    assert!(!cfg.contains_key("KEEPER_RESTART_CMD"), "the store delivers: no restart per rotation: {cfg:#?}");
     assert!(!cfg.contains_key("KEEPER_STATE_DIR") && !cfg.contains_key("OPENCLAW_STATE_DIR"), "{cfg:#?}");
     assert_eq!(mode(&f.staged(Path::new(SYSTEM_CONFIG))), 0o600);
     no_token_in(&f, Path::new(SYSTEM_CONFIG));
@@ -189,6 +202,13 @@ fn docker_json_era_without_the_variable_warns_how_to_fix_and_syncs_the_files_onl
     assert_eq!(cfg["KEEPER_SYNC_UNIT"], "openclaw-keeper-sync.service");
     assert_eq!(cfg["KEEPER_UNITS"], "openclaw-keeper-refresh.timer openclaw-keeper-sync.service");
     assert!(!cfg.contains_key("KEEPER_RECREATE"), "no recreation without the variable: {cfg:#?}");
+    // The store is read at start too: when the store cannot be told, a plain restart reaches it.
+    let compose = f.compose_dir();
+    assert_eq!(
+        cfg["KEEPER_RESTART_CMD"],
+        format!("{} --project-directory {} restart openclaw-gateway", compose_cmd(&cfg), compose.display())
+    );
+    assert!(cfg["KEEPER_NUDGE_CMD"].ends_with("kill -s SIGUSR1 openclaw-gateway"), "{cfg:#?}");
     // Nothing is written in the compose project (no dotenv target, no recreation).
     for unit in ["openclaw-keeper-sync.service", "openclaw-keeper-sync-once.service"] {
         assert_paths_dropin(&f, Path::new(SYSTEM_UNIT_DIR), unit, &[oc.join("credentials"), oc.join("agents")]);
@@ -215,6 +235,8 @@ fn docker_sqlite_era_pastes_through_compose_exec_and_writes_no_retired_file_targ
     assert_eq!(cfg["KEEPER_SYNC_UNIT"], "openclaw-keeper-sync-compose.service");
     assert_eq!(cfg["KEEPER_RECREATE"], "yes");
     assert!(!cfg.contains_key("OPENCLAW_STATE_DIR"), "paste-token runs in the container: {cfg:#?}");
+    // paste-token tells 2026.9.6 itself: neither a nudge nor a restart per rotation.
+    assert!(!cfg.contains_key("KEEPER_NUDGE_CMD") && !cfg.contains_key("KEEPER_RESTART_CMD"), "{cfg:#?}");
     for unit in ["openclaw-keeper-sync-compose.service", "openclaw-keeper-sync-once.service"] {
         assert_paths_dropin(&f, Path::new(SYSTEM_UNIT_DIR), unit, std::slice::from_ref(&compose));
     }
@@ -233,7 +255,7 @@ fn regression_paste_through_docker_made_openclaws_host_directory_writable() {
 }
 
 #[test]
-fn user_unit_json_era_installs_the_user_set_with_the_dropin_target_and_restart_hook() {
+fn user_unit_json_era_installs_the_user_set_with_the_dropin_target_and_the_nudge_and_restart_hooks() {
     let f = Fixture::new(Gateway::UserUnit, Era::Json);
     write(&f.home().join(".openclaw-env"), "# the second seed's env file\n");
     let run = f.setup_root(&[]);
@@ -254,10 +276,14 @@ fn user_unit_json_era_installs_the_user_set_with_the_dropin_target_and_restart_h
             f.home().display()
         )
     );
+    // The restart only when nothing else reaches the gateway; the nudge (SIGUSR1) when a store
+    // write may go unseen; nothing on every change.
     assert_eq!(
-        cfg["KEEPER_EXEC_ON_CHANGE"],
+        cfg["KEEPER_RESTART_CMD"],
         "systemctl --user daemon-reload && systemctl --user try-restart openclaw-gateway.service"
     );
+    assert_eq!(cfg["KEEPER_NUDGE_CMD"], "systemctl --user kill -s USR1 --kill-whom=main openclaw-gateway.service");
+    assert!(!cfg.contains_key("KEEPER_EXEC_ON_CHANGE"), "{cfg:#?}");
     assert_eq!(cfg["KEEPER_SYNC_UNIT"], "openclaw-keeper-sync.service");
     assert_eq!(cfg["KEEPER_BIN_DIR"], f.home().join(".local/bin").display().to_string());
     assert!(!cfg.contains_key("KEEPER_STATE_DIR") && !cfg.contains_key("KEEPER_RECREATE"), "{cfg:#?}");
@@ -289,12 +315,35 @@ fn user_unit_sqlite_era_pastes_with_the_host_openclaw_by_absolute_path() {
             user_unit_dir(&f).display()
         )
     );
+    assert!(!cfg.contains_key("KEEPER_NUDGE_CMD"), "paste-token tells 2026.9.6 itself: {cfg:#?}");
+    assert!(cfg["KEEPER_RESTART_CMD"].ends_with("try-restart openclaw-gateway.service"), "{cfg:#?}");
     assert_paths_dropin(
         &f,
         &user_unit_dir(&f),
         "openclaw-keeper-sync.service",
         &[f.openclaw_dir(), user_unit_dir(&f).join("openclaw-gateway.service.d")],
     );
+}
+
+/// OpenClaw's own Claude-CLI backend (`models auth login --provider anthropic --method cli`):
+/// OpenClaw runs `claude`, which refreshes itself; nothing is copied, only the refresh timer (the
+/// REAUTH flag and the webhook) is installed, and setup says so.
+#[test]
+fn the_claude_cli_backend_gets_the_refresh_timer_only() {
+    let f = Fixture::new(Gateway::UserUnit, Era::Json);
+    let oc = f.openclaw_dir();
+    write(
+        &oc.join("openclaw.json"),
+        r#"{"meta":{"lastTouchedVersion":"2026.5.20"},"agents":{"defaults":{"model":{"primary":"claude-cli/claude-sonnet-5"}}}}"#,
+    );
+    let run = f.setup_root(&[]);
+    run.assert_code(0);
+    assert!(run.stdout.contains("OpenClaw runs the Claude CLI itself (its claude-cli backend)"), "{}", run.stdout);
+    let cfg = f.config(&user_config(&f));
+    assert_eq!(cfg["KEEPER_CLI_BACKEND"], "yes");
+    assert_eq!(cfg["KEEPER_TO"], "", "nothing to copy: {cfg:#?}");
+    assert_eq!(cfg["KEEPER_UNITS"], "openclaw-keeper-refresh.timer");
+    assert!(!cfg.contains_key("KEEPER_RESTART_CMD") && !cfg.contains_key("KEEPER_NUDGE_CMD"), "{cfg:#?}");
 }
 
 #[test]
