@@ -19,8 +19,32 @@ const TORN_READ_PAUSE: Duration = Duration::from_millis(20);
 pub(crate) enum Creds {
     /// A credential (perhaps expired).
     Credential(Box<Credential>),
-    /// The logged-out stub.
-    LoggedOut,
+    /// The logged-out stub; `loginEnded` says why, when the CLI recorded it (2.1.318 and later:
+    /// `"time_limit"` when the login reached its 30-day end).
+    LoggedOut { login_ended: Option<String> },
+}
+
+/// `claudeAiOauth.loginEnded`, when the CLI recorded why the login ended.
+pub(crate) fn login_ended(doc: &Document) -> Option<String> {
+    let v = claude::oauth_section(doc)?.get("loginEnded")?;
+    match v {
+        serde_json::Value::Null | serde_json::Value::Bool(false) => None,
+        serde_json::Value::String(s) if s.is_empty() => None,
+        serde_json::Value::String(s) => Some(s.clone()),
+        other => Some(other.to_string()),
+    }
+}
+
+/// The REAUTH reason for a stub or a `loginEnded` record.
+pub(crate) fn logged_out_reason(login_ended: Option<&str>, when: &str) -> String {
+    match login_ended {
+        Some("time_limit") => format!(
+            "{when}: the login reached its hard end (loginEnded: time_limit; a Max login lasts about 30 days from \
+             `claude auth login`, whatever the refreshes do)"
+        ),
+        Some(other) => format!("{when}: the login ended (loginEnded: {other})"),
+        None => format!("{when}: the token endpoint rejected its refresh token"),
+    }
 }
 
 /// Reads and parses the file; the error names the file and what is wrong with it.
@@ -52,7 +76,7 @@ fn read_once(path: &Path) -> Result<(Document, Creds), ReadFailure> {
     let doc = claude::parse(&bytes).map_err(torn)?;
     let creds = match claude::read(&doc).map_err(torn)? {
         OauthState::Credential(c) => Creds::Credential(Box::new(c)),
-        OauthState::LoggedOut { .. } => Creds::LoggedOut,
+        OauthState::LoggedOut { .. } => Creds::LoggedOut { login_ended: login_ended(&doc) },
     };
     Ok((doc, creds))
 }
@@ -89,7 +113,7 @@ pub(crate) struct Forced {
 #[derive(Debug)]
 pub(crate) enum ForceError {
     /// The file holds the logged-out stub (found under the lock).
-    LoggedOut,
+    LoggedOut { login_ended: Option<String> },
     /// Locking, reading or writing failed.
     Failed(String),
 }
@@ -106,7 +130,10 @@ pub(crate) fn force_expiry(
     let _lock = lockdir::acquire(&lock_path, LOCK_WAIT, on_wait)
         .map_err(|e| ForceError::Failed(lock_failed(&lock_path, &e)))?;
     let (mut doc, creds) = read(path).map_err(ForceError::Failed)?;
-    let Creds::Credential(before) = creds else { return Err(ForceError::LoggedOut) };
+    let before = match creds {
+        Creds::Credential(c) => c,
+        Creds::LoggedOut { login_ended } => return Err(ForceError::LoggedOut { login_ended }),
+    };
     let forced_expiry = ExpiresAt::from_millis(now_ms).map_err(|e| ForceError::Failed(format!("the clock: {e}")))?;
     claude::set_expires_at(&mut doc, forced_expiry)
         .map_err(|e| ForceError::Failed(format!("{}: {e}", path.display())))?;
@@ -196,8 +223,15 @@ mod tests {
         assert!(err.starts_with(&path.display().to_string()), "{err}");
         let stub = r#"{"claudeAiOauth":{"accessToken":"","refreshToken":"","expiresAt":0}}"#;
         std::fs::write(&path, stub).unwrap();
-        assert!(matches!(read(&path).unwrap().1, Creds::LoggedOut));
-        assert!(matches!(force_expiry(&path, WriteMode::Rename, 1_767_000_000_000, || {}), Err(ForceError::LoggedOut)));
+        assert!(matches!(read(&path).unwrap().1, Creds::LoggedOut { login_ended: None }));
+        assert!(matches!(
+            force_expiry(&path, WriteMode::Rename, 1_767_000_000_000, || {}),
+            Err(ForceError::LoggedOut { login_ended: None })
+        ));
+        let ended = r#"{"claudeAiOauth":{"accessToken":"","refreshToken":"","expiresAt":0,"loginEnded":"time_limit"}}"#;
+        std::fs::write(&path, ended).unwrap();
+        let Creds::LoggedOut { login_ended } = read(&path).unwrap().1 else { panic!("a stub") };
+        assert!(logged_out_reason(login_ended.as_deref(), "x").contains("30 days"));
         assert!(read(&dir.path().join("missing")).unwrap_err().ends_with("no such file"));
     }
 }

@@ -2,7 +2,7 @@
 //! container, check that it did, and raise the REAUTH flag when only a human login helps.
 //!
 //! The CLI refreshes only when `now + 5 min >= expiresAt`, and only before an API call
-//! (DOMAIN.md §1, §3). So `cli-poke` reads the credentials first: outside that window it does
+//! (docs/UPSTREAM.md, "Claude Code CLI"). So `cli-poke` reads the credentials first: outside that window it does
 //! nothing ("not due", saying when the window opens); inside it, it runs `claude -p 'say ok'` and
 //! then re-reads the file: success only when the access token changed and the expiry advanced.
 //! `--force` moves the expiry to now under the CLI's own lock, so the CLI refreshes at once.
@@ -11,7 +11,9 @@
 
 mod command;
 mod creds;
+mod debuglog;
 mod failed;
+mod failing;
 mod lockdir;
 mod notify;
 mod process;
@@ -23,6 +25,8 @@ use clap::{CommandFactory, Parser, ValueEnum};
 use command::{CliEnv, Invocation, NotRunnable};
 use credmap::Credential;
 use creds::{Creds, ForceError, Forced, WriteMode};
+use debuglog::{DebugLog, TokenStatus};
+use failing::Failing;
 use keeper_core::log::{Level, log};
 use process::{Ended, Finished};
 use reauth::Reauth;
@@ -47,6 +51,9 @@ pub const EXIT_CREDENTIALS: u8 = 4;
 pub const EXIT_CLI: u8 = 5;
 /// `--notify-failed`: posting to the webhook failed.
 pub const EXIT_POST_FAILED: u8 = failed::EXIT_POST_FAILED;
+/// The CLI tried and failed to refresh, with no sign that the login is dead (token endpoint
+/// error, no network, timed out): the next run retries.
+pub const EXIT_REFRESH_FAILED: u8 = 7;
 
 const AFTER_HELP: &str = "\
 Exit status:
@@ -54,15 +61,19 @@ Exit status:
       --force); with --not-due-ok also \"not due\"
   1   not due: more than the refresh window (5m) left, so the CLI would not refresh; the log
       says when the window opens
-  2   the CLI ran but did not refresh the token (its output is logged, tokens hidden)
-  3   REAUTH: the refresh token is dead (the CLI said invalid_grant, \"OAuth token has expired\"
-      or \"Not logged in\", or the file holds the logged-out stub); the flag file is created and
-      the webhook told, once per episode
+  2   the CLI answered (exit 0) but did not refresh the token (its output is logged, tokens
+      hidden): it did not try, e.g. another config dir or a token variable in a container
+  3   REAUTH: the login is dead, on evidence only: the file holds the logged-out stub or
+      loginEnded, the CLI said invalid_grant, or its debug log shows the token endpoint answered
+      400/401; the flag file is created and the webhook told, once per episode
   4   the credentials file is missing, unreadable or invalid, or --force could not lock or
       rewrite it
   5   the CLI could not be run: not found, not executable, container missing or stopped, the
-      file belongs to another user (host mode), or it did not finish within --timeout (its
-      whole process group was killed)
+      file belongs to another user (host mode)
+  7   refresh failed, will retry: the CLI failed or timed out without refreshing and nothing
+      says the login is dead (the token endpoint answered 5xx, no network); the webhook is told
+      once the access token has been expired for --notify-failing-after, then at most once per
+      --notify-every, and \"recovered\" when a refresh succeeds again
   64  usage error
 
 With --notify-failed UNIT (the keeper's OnFailure= units run it; no poke, no credentials read):
@@ -173,6 +184,8 @@ struct Options {
     max_retries: u32,
 
     /// Stop the CLI (SIGTERM, then SIGKILL to its whole process group) after this long
+    ///
+    /// A CLI stopped this way did not refresh: exit 7 (refresh failed, will retry).
     #[arg(long, value_name = "DURATION", env = "KEEPER_POKE_TIMEOUT", help_heading = "The CLI")]
     #[arg(default_value = "120s", value_parser = humantime::parse_duration)]
     timeout: Duration,
@@ -204,6 +217,25 @@ struct Options {
     )]
     notify_url: Option<String>,
 
+    /// Tell --notify-url about a failing refresh (exit 7) once the access token has been expired
+    /// this long
+    ///
+    /// A refresh that fails while the token is still valid (a failed --force) or expired only
+    /// briefly is retried by the next run without telling anyone; past this, OpenClaw's copy has
+    /// been expired long enough to matter.
+    #[arg(long, value_name = "DURATION", env = "KEEPER_NOTIFY_FAILING_AFTER", help_heading = "Re-authentication")]
+    #[arg(default_value = "30m", value_parser = humantime::parse_duration)]
+    notify_failing_after: Duration,
+
+    /// Do not ask a CLI on the host for a debug log
+    ///
+    /// By default a CLI on the host (not --container or --cli-cmd, not with --cli-args) is run
+    /// with --debug-file PATH, a private file read and deleted after the poke: CLI 2.1.112 says
+    /// only there whether the token endpoint rejected the refresh token (a dead login, exit 3) or
+    /// failed (exit 7).
+    #[arg(long, env = "KEEPER_NO_DEBUG_LOG", help_heading = "The CLI")]
+    no_debug_log: bool,
+
     /// Report that systemd unit UNIT failed, instead of poking: log an error naming it and where
     /// its log is, and post to --notify-url
     ///
@@ -218,13 +250,13 @@ struct Options {
     #[arg(long, requires = "notify_failed", help_heading = "Failure reports")]
     user_unit: bool,
 
-    /// With --notify-failed: post about the same unit at most once per this long (the log line
-    /// is written every time)
+    /// Post about the same failed unit (--notify-failed), and about a failing refresh (exit 7), at
+    /// most once per this long (the log line is written every time)
     #[arg(long, value_name = "DURATION", env = "KEEPER_NOTIFY_EVERY", help_heading = "Failure reports")]
     #[arg(default_value = "1h", value_parser = humantime::parse_duration)]
     notify_every: Duration,
 
-    /// Where --notify-failed remembers when it last posted each unit's failure [default:
+    /// Where cli-poke remembers a failure streak and when it last posted [default:
     /// /var/lib/openclaw-oauth-keeper for root, else $XDG_STATE_HOME/openclaw-oauth-keeper]
     #[arg(long, value_name = "DIR", env = "KEEPER_STATE_DIR", help_heading = "Failure reports")]
     state_dir: Option<PathBuf>,
@@ -264,6 +296,9 @@ struct Settings {
     window_ms: i64,
     not_due_ok: bool,
     reauth: Reauth,
+    failing: Failing,
+    /// Run a host CLI with `--debug-file` (not with custom arguments: they may not be `-p`).
+    debug_log: bool,
 }
 
 impl Settings {
@@ -294,6 +329,7 @@ impl Settings {
                 );
             }
         };
+        let custom_args = cli.cli_args.is_some();
         let cli_args = match cli.cli_args {
             Some(a) => command::split_words(&a).map_err(|e| format!("--cli-args: {e}"))?,
             None => vec!["-p".to_owned(), cli.prompt],
@@ -307,8 +343,18 @@ impl Settings {
         let openclaw_dir = cli.openclaw_dir.unwrap_or_else(|| keeper_core::paths::home().join(".openclaw"));
         let flag = cli.reauth_flag.unwrap_or_else(|| openclaw_dir.join("REAUTH_NEEDED"));
         let window_ms = i64::try_from(cli.refresh_window.as_millis()).map_err(|_| "--refresh-window is too long")?;
+        let notify_url = cli.notify_url.filter(|u| !u.is_empty());
+        let state_dir = cli.state_dir.unwrap_or_else(keeper_core::paths::state_dir);
         Ok(Self {
-            reauth: Reauth { flag, notify_url: cli.notify_url.filter(|u| !u.is_empty()), creds: creds.clone() },
+            debug_log: !cli.no_debug_log && !custom_args && matches!(target, Target::Host { .. }),
+            failing: Failing {
+                file: state_dir.join("refresh-failing"),
+                notify_url: notify_url.clone(),
+                after: cli.notify_failing_after,
+                every: cli.notify_every,
+                creds: creds.clone(),
+            },
+            reauth: Reauth { flag, notify_url, creds: creds.clone() },
             creds,
             target,
             docker: cli.docker,
@@ -411,8 +457,12 @@ fn poke(s: &Settings) -> u8 {
     let now = keeper_core::clock::now_ms();
     let before = match creds::read(&s.creds) {
         Ok((_, Creds::Credential(c))) => c,
-        Ok((_, Creds::LoggedOut)) => {
-            s.reauth.raise("the credentials file holds the logged-out stub: the CLI's last refresh failed", None, now);
+        Ok((_, Creds::LoggedOut { login_ended })) => {
+            let why = creds::logged_out_reason(
+                login_ended.as_deref(),
+                "the credentials file holds the logged-out stub: the CLI's last refresh failed",
+            );
+            s.reauth.raise(&why, None, now);
             return EXIT_REAUTH;
         }
         Err(e) => {
@@ -434,6 +484,8 @@ fn poke(s: &Settings) -> u8 {
             human_ms(opens - now)
         ));
         s.reauth.check_when_not_due(&before);
+        // A valid token with time left: whatever failed before (network, endpoint) is over.
+        s.failing.clear("the access token is valid again");
         return if s.not_due_ok { EXIT_REFRESHED } else { EXIT_NOT_DUE };
     }
 
@@ -458,9 +510,12 @@ fn poke(s: &Settings) -> u8 {
                 ));
                 Some(f)
             }
-            Err(ForceError::LoggedOut) => {
-                let why = "the credentials file holds the logged-out stub: the CLI's last refresh failed";
-                s.reauth.raise(why, None, now);
+            Err(ForceError::LoggedOut { login_ended }) => {
+                let why = creds::logged_out_reason(
+                    login_ended.as_deref(),
+                    "the credentials file holds the logged-out stub: the CLI's last refresh failed",
+                );
+                s.reauth.raise(&why, None, now);
                 return EXIT_REAUTH;
             }
             Err(ForceError::Failed(why)) => {
@@ -480,24 +535,61 @@ fn poke(s: &Settings) -> u8 {
         info(format_args!("running {inv}"));
     }
 
-    let finished = match process::run(&inv, s.timeout) {
-        Ok(f) => f,
+    let (finished, status) = match run_cli(s, &inv) {
+        Ok(r) => r,
         Err(e) => {
             error(format_args!("cannot run {}: {e}", inv.program.display()));
             restore(s, forced.as_ref());
             return EXIT_CLI;
         }
     };
-    judge(s, &inv, baseline, forced.as_ref(), &finished, now)
+    judge(s, &inv, baseline, forced.as_ref(), &finished, status, now)
 }
 
-/// After the poke: re-read the file and decide what happened.
-fn judge(s: &Settings, inv: &Invocation, baseline: &Credential, forced: Option<&Forced>, f: &Finished, now: i64) -> u8 {
+/// Runs the CLI, with a private debug log when the settings ask for one; returns what it did and
+/// the token request's status the log records.
+fn run_cli(s: &Settings, inv: &Invocation) -> std::io::Result<(Finished, Option<TokenStatus>)> {
+    let debug = if s.debug_log {
+        DebugLog::create()
+            .map_err(|e| warn(format_args!("no debug log for the CLI (a private temporary directory: {e})")))
+            .ok()
+    } else {
+        None
+    };
+    let run = |debug: Option<&DebugLog>| {
+        let mut inv = inv.clone();
+        if let Some(d) = debug {
+            inv.args.push("--debug-file".into());
+            inv.args.push(d.path().into());
+        }
+        process::run(&inv, s.timeout)
+    };
+    let finished = run(debug.as_ref())?;
+    if debug.is_some() && debuglog::option_unknown(&finished.output()) {
+        // A build older than --debug-file: poke again without it.
+        warn(format_args!("the CLI does not know --debug-file; poking again without it"));
+        return Ok((run(None)?, None));
+    }
+    Ok((finished, debug.as_ref().and_then(DebugLog::token_status)))
+}
+
+/// After the poke: re-read the file and decide what happened. REAUTH only on evidence that the
+/// login is dead; any other failure is "refresh failed, will retry" (docs/UPSTREAM.md, "Claude
+/// Code CLI": every build prints "OAuth token has expired" after a token endpoint 500 too).
+fn judge(
+    s: &Settings,
+    inv: &Invocation,
+    baseline: &Credential,
+    forced: Option<&Forced>,
+    f: &Finished,
+    status: Option<TokenStatus>,
+    now: i64,
+) -> u8 {
     let after = creds::read(&s.creds);
     let refreshed = matches!(&after, Ok((_, Creds::Credential(c)))
         if c.access_token != baseline.access_token && c.expires_at > baseline.expires_at);
     log_output(f, if refreshed && f.ended == Ended::Exited(0) { Level::Info } else { Level::Warning });
-    match after {
+    let login_ended = match after {
         Ok((_, Creds::Credential(c))) if refreshed => {
             if f.ended != Ended::Exited(0) {
                 warn(format_args!("the CLI {} after refreshing the token", f.describe()));
@@ -511,24 +603,39 @@ fn judge(s: &Settings, inv: &Invocation, baseline: &Credential, forced: Option<&
                 human_ms(c.expires_at.remaining_ms(now_after))
             ));
             s.reauth.clear_after_refresh();
+            s.failing.clear("the token refreshed again");
             return EXIT_REFRESHED;
         }
-        Ok((_, Creds::LoggedOut)) => {
-            let why = "the CLI wrote the logged-out stub: the token endpoint rejected its refresh token";
-            s.reauth.raise(why, refresh_fingerprint(baseline).as_deref(), now);
+        Ok((_, Creds::LoggedOut { login_ended })) => {
+            let why = creds::logged_out_reason(login_ended.as_deref(), "the CLI wrote the logged-out stub");
+            s.reauth.raise(&why, refresh_fingerprint(baseline).as_deref(), now);
             return EXIT_REAUTH;
         }
         Err(e) => {
             error(format_args!("after running the CLI: {e}"));
             return EXIT_CREDENTIALS;
         }
-        Ok(_) => {}
-    }
+        Ok((doc, Creds::Credential(_))) => creds::login_ended(&doc),
+    };
     restore(s, forced);
-    if let Some(why) = redact::dead_token_sign(&f.output()) {
-        s.reauth.raise(why, refresh_fingerprint(baseline).as_deref(), now);
+    let output = f.output();
+    let evidence = login_ended
+        .map(|e| creds::logged_out_reason(Some(&e), "the credentials file records the login's end"))
+        .or_else(|| redact::dead_token_sign(&output).map(str::to_owned))
+        .or_else(|| {
+            status.filter(|st| st.means_dead()).map(|st| {
+                format!(
+                    "the CLI's debug log shows the token endpoint answered HTTP {}: the refresh token is dead",
+                    st.0
+                )
+            })
+        });
+    if let Some(why) = evidence {
+        s.reauth.raise(&why, refresh_fingerprint(baseline).as_deref(), now);
         return EXIT_REAUTH;
     }
+    let expired_for = -baseline.expires_at.remaining_ms(now);
+    let endpoint = status.map(|st| format!("the token endpoint answered HTTP {}; ", st.0)).unwrap_or_default();
     match f.ended {
         Ended::TimedOut => {
             let inside = if matches!(s.target, Target::Container { .. }) {
@@ -540,7 +647,9 @@ fn judge(s: &Settings, inv: &Invocation, baseline: &Credential, forced: Option<&
                 "the CLI did not finish within {}: killed its process group{inside}",
                 humantime::format_duration(s.timeout)
             ));
-            EXIT_CLI
+            let why = format!("{endpoint}the CLI did not finish within {}", humantime::format_duration(s.timeout));
+            s.failing.record(&why, expired_for, now);
+            EXIT_REFRESH_FAILED
         }
         Ended::Exited(code @ (126 | 127)) => {
             let why = if code == 126 {
@@ -551,7 +660,7 @@ fn judge(s: &Settings, inv: &Invocation, baseline: &Credential, forced: Option<&
             error(format_args!("{inv}: exit {code}: the CLI {why}"));
             EXIT_CLI
         }
-        _ => {
+        Ended::Exited(0) => {
             warn(format_args!(
                 "the CLI {} but did not refresh the token ({} still expires {})",
                 f.describe(),
@@ -559,6 +668,12 @@ fn judge(s: &Settings, inv: &Invocation, baseline: &Credential, forced: Option<&
                 baseline.expires_at
             ));
             EXIT_NOT_REFRESHED
+        }
+        _ => {
+            let said = redact::last_line(&output).map(|l| format!(": {l}")).unwrap_or_default();
+            let why = format!("{endpoint}the CLI {} without refreshing{said}", f.describe());
+            s.failing.record(&why, expired_for, now);
+            EXIT_REFRESH_FAILED
         }
     }
 }

@@ -196,12 +196,27 @@ impl Reauth {
     }
 
     fn remove(&self, why: &str) {
+        let told = self.read_flag().filter(|f| f.get("notified") == Some("yes"));
         match std::fs::remove_file(&self.flag) {
-            Ok(()) => log(
-                Level::Info,
-                crate::PROGRAM,
-                format_args!("REAUTH resolved: {why}; removed {}", self.flag.display()),
-            ),
+            Ok(()) => {
+                log(
+                    Level::Info,
+                    crate::PROGRAM,
+                    format_args!("REAUTH resolved: {why}; removed {}", self.flag.display()),
+                );
+                // Whoever was told of the episode is told that it ended, once: the flag, which
+                // remembers the telling, is gone now.
+                if let (Some(url), Some(flag)) = (&self.notify_url, told) {
+                    let text = format!(
+                        "openclaw-oauth-keeper on {}: recovered: {why}. The REAUTH episode since {} is over; nothing to do.",
+                        hostname(),
+                        flag.get("since").unwrap_or("?")
+                    );
+                    if let Err(e) = crate::notify::post_text(url, &text) {
+                        log(Level::Warning, crate::PROGRAM, format_args!("the recovery notification failed: {e}"));
+                    }
+                }
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => log(
                 Level::Error,

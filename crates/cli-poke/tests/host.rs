@@ -29,6 +29,21 @@ fn assert_rest_kept(f: &Fixture) {
     assert_eq!(o["futureField"], json!({"kept": true}));
 }
 
+/// The CLI's arguments as the stand-in logged them, without the `--debug-file PATH` cli-poke
+/// adds for a host CLI; checks that pair, when present, named a private file that is gone now.
+fn poke_args(call: &serde_json::Value) -> serde_json::Value {
+    let mut args: Vec<String> =
+        call["args"].as_array().unwrap().iter().map(|a| a.as_str().unwrap().to_owned()).collect();
+    if let Some(at) = args.iter().position(|a| a == "--debug-file") {
+        let path = std::path::PathBuf::from(args.remove(at + 1));
+        args.remove(at);
+        let dir = path.parent().unwrap();
+        assert!(dir.file_name().unwrap().to_string_lossy().starts_with("cli-poke-debug."), "{}", path.display());
+        assert!(!dir.exists(), "the debug log's directory {} was left behind", dir.display());
+    }
+    json!(args)
+}
+
 fn shown(token: &str) -> String {
     Secret::new(token).to_string()
 }
@@ -51,7 +66,8 @@ fn refreshes_in_the_window(write: &str) -> (u64, u64) {
     assert!(out.stderr.contains(&format!("refreshed: {} -> {}", shown(&a0), shown(&a1))), "{}", out.stderr);
     let calls = f.calls();
     assert_eq!(calls.len(), 1);
-    assert_eq!(calls[0]["args"], json!(["-p", "say ok"]));
+    assert_eq!(poke_args(&calls[0]), json!(["-p", "say ok"]));
+    assert!(calls[0]["args"].to_string().contains("--debug-file"), "a host CLI is asked for a debug log");
     assert_eq!(calls[0]["outcome"], "refreshed");
     assert_eq!(calls[0]["max_retries"], "1");
     assert_eq!(calls[0]["anthropic_base_url"], json!(null));
@@ -90,7 +106,7 @@ fn custom_command_runs_the_cli_with_its_arguments_appended() {
     assert_eq!(out.code, 0, "{}", out.all());
     assert_ne!(f.current().0, a0);
     assert_eq!(inode(&f.creds), ino, "the wrapper's variable reached the CLI");
-    assert_eq!(f.calls()[0]["args"], json!(["-p", "hi there"]));
+    assert_eq!(poke_args(&f.calls()[0]), json!(["-p", "hi there"]));
 }
 
 #[test]
@@ -152,31 +168,47 @@ fn exit_2_when_the_cli_answers_without_refreshing() {
 
 #[test]
 fn exit_2_when_a_valid_token_fails_to_refresh_quietly() {
-    // 2.1.112 with a still-valid access token answers from it: no sign of a dead token yet.
+    // 2.1.112 with a still-valid access token answers from it (exit 0). Without its debug log
+    // there is no sign of a dead token yet; with it, the token endpoint's 400 is the sign.
     let f = Fixture::new();
     f.write_creds(now_ms() + 2 * MINUTE);
-    let out = f.run(f.cmd().env("CLAUDE_STAND_IN_DEAD", "1").env("CLAUDE_STAND_IN_ON_FAILURE", "keep"));
+    let dead_keep = |cmd: &mut std::process::Command| {
+        cmd.env("CLAUDE_STAND_IN_DEAD", "1").env("CLAUDE_STAND_IN_ON_FAILURE", "keep");
+    };
+    let mut cmd = f.cmd();
+    dead_keep(&mut cmd);
+    let out = f.run(cmd.arg("--no-debug-log"));
     assert_eq!(out.code, 2, "{}", out.all());
     assert!(!f.flag.exists());
+    let mut cmd = f.cmd();
+    dead_keep(&mut cmd);
+    let out = f.run(&mut cmd);
+    assert_eq!(out.code, 3, "{}", out.all());
+    assert!(out.stderr.contains("debug log shows the token endpoint answered HTTP 400"), "{}", out.stderr);
 }
 
 #[test]
-fn exit_2_no_false_reauth_when_the_cli_fails_without_a_sign() {
+fn exit_7_no_false_reauth_when_the_cli_fails_without_a_sign() {
     let f = Fixture::new();
     f.write_creds(now_ms() - MINUTE);
     let out = f.run(
         f.cmd()
+            .arg("--no-debug-log")
             .env("CLAUDE_STAND_IN_DEAD", "1")
             .env("CLAUDE_STAND_IN_ON_FAILURE", "keep")
             .env("CLAUDE_STAND_IN_QUIET_FAILURE", "1"),
     );
-    assert_eq!(out.code, 2, "{}", out.all());
-    assert!(out.stderr.contains("exited with status 1 but did not refresh"), "{}", out.stderr);
+    assert_eq!(out.code, 7, "{}", out.all());
+    assert!(
+        out.stderr.contains("refresh failed, will retry: the CLI exited with status 1 without refreshing"),
+        "{}",
+        out.stderr
+    );
     assert!(!f.flag.exists());
 }
 
 #[test]
-fn exit_2_and_tokens_hidden_when_the_cli_prints_them() {
+fn exit_7_and_tokens_hidden_when_the_cli_prints_them() {
     let f = Fixture::new();
     let (a0, r0) = f.write_creds(now_ms() + MINUTE);
     let script = f.dir.path().join("leaky.sh");
@@ -184,7 +216,7 @@ fn exit_2_and_tokens_hidden_when_the_cli_prints_them() {
     std::fs::write(&script, "cat \"$1\"; echo; cat \"$1\" >&2; exit 1\n").unwrap();
     let cmd_line = format!("/bin/sh {} {}", script.display(), f.creds.display());
     let out = f.run(f.bare_cmd().args(["--cli-cmd", &cmd_line, "--cli-args", "", "--creds"]).arg(&f.creds));
-    assert_eq!(out.code, 2, "{}", out.all());
+    assert_eq!(out.code, 7, "{}", out.all());
     for stream in ["stdout", "stderr"] {
         let line = out.stderr.lines().find(|l| l.contains(&format!("claude {stream}: {{"))).unwrap();
         assert!(line.contains(&shown(&a0)) && line.contains(&shown(&r0)), "{line}");
@@ -245,7 +277,7 @@ fn exit_5_when_a_wrapper_cannot_find_the_cli() {
 }
 
 #[test]
-fn exit_5_timeout_kills_the_cli_and_its_children() {
+fn exit_7_timeout_kills_the_cli_and_its_children() {
     let f = Fixture::new();
     f.write_creds(now_ms() + MINUTE);
     let before = std::fs::read(&f.creds).unwrap();
@@ -256,7 +288,8 @@ fn exit_5_timeout_kills_the_cli_and_its_children() {
             .env("CLAUDE_STAND_IN_SLEEP_MS", "60000")
             .env("CLAUDE_STAND_IN_CHILD_PIDFILE", &pidfile),
     );
-    assert_eq!(out.code, 5, "{}", out.all());
+    // A CLI that never finishes did not refresh, and nothing says the login is dead.
+    assert_eq!(out.code, 7, "{}", out.all());
     assert!(out.stderr.contains("did not finish within 1s: killed its process group"), "{}", out.stderr);
     let grandchild = std::fs::read_to_string(&pidfile).unwrap();
     assert!(gone(grandchild.trim()), "the CLI's child {grandchild} survived the timeout");
@@ -315,7 +348,7 @@ fn base_url_override_on_the_host() {
     let mut cmd = f.cmd();
     proxy(&mut cmd);
     let out = f.run(cmd.args(["--base-url-override", "never"]));
-    assert_eq!(out.code, 2, "{}", out.all());
+    assert_eq!(out.code, 7, "the CLI failed to connect: refresh failed, will retry: {}", out.all());
     assert_eq!(f.calls()[0]["anthropic_base_url"], "http://litellm.internal:4000");
     assert_eq!(f.calls()[0]["outcome"], "api-unreachable");
     let mut cmd = f.cmd();
@@ -351,7 +384,7 @@ fn options_come_from_the_config_file() {
     std::fs::write(&config, format!("{text}KEEPER_FORCE=1\n")).unwrap();
     let out = f.run(f.bare_cmd().arg("--config").arg(&config));
     assert_eq!(out.code, 0, "{}", out.all());
-    assert_eq!(f.calls()[0]["args"], json!(["-p", "ping me"]));
+    assert_eq!(poke_args(&f.calls()[0]), json!(["-p", "ping me"]));
     assert_eq!(f.calls()[0]["outcome"], "refreshed");
 }
 

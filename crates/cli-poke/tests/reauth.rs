@@ -47,17 +47,26 @@ fn flag_created_once_notified_once_and_cleared_after_recovery() {
     assert_eq!(flag_field(&f, "since"), Some(since));
     assert_eq!(f.calls().len(), 1, "the CLI is not run against the stub");
 
-    // A human logged in again; the next refresh ends the episode.
+    // A human logged in again; the next refresh ends the episode, and whoever was told hears so.
     f.write_creds(now_ms() + 2 * MINUTE);
     let out = f.run(f.cmd().args(["--notify-url", &hook.url]));
     assert_eq!(out.code, 0, "{}", out.all());
     assert!(!f.flag.exists());
     assert!(out.stderr.contains("REAUTH resolved: the token refreshed again"), "{}", out.stderr);
+    let bodies = hook.received();
+    assert_eq!(bodies.len(), 2);
+    assert!(
+        bodies[1].contains("recovered: the token refreshed again") && !has_token_shape(&bodies[1]),
+        "{}",
+        bodies[1]
+    );
+    assert_eq!(f.run(f.cmd().args(["--notify-url", &hook.url, "--force"])).code, 0);
+    assert_eq!(hook.received().len(), 2, "recovered once");
 
     // A new episode is a new notification.
     f.write_creds(now_ms() + 2 * MINUTE);
     assert_eq!(f.run(dead(&mut f.cmd()).args(["--notify-url", &hook.url])).code, 3);
-    assert_eq!(hook.received().len(), 2);
+    assert_eq!(hook.received().len(), 3);
 }
 
 #[test]
@@ -93,7 +102,7 @@ fn a_flag_without_a_webhook_is_notified_once_one_is_configured() {
 }
 
 #[test]
-fn reauth_from_the_401_message_of_cli_2_1_112_leaves_the_file_alone() {
+fn reauth_for_cli_2_1_112_from_its_debug_log_leaves_the_file_alone() {
     let f = Fixture::new();
     let hook = Webhook::start();
     f.write_creds(now_ms() - 10 * MINUTE);
@@ -107,7 +116,7 @@ fn reauth_from_the_401_message_of_cli_2_1_112_leaves_the_file_alone() {
     };
     let out = f.run(&mut keep(&f));
     assert_eq!(out.code, 3, "{}", out.all());
-    assert!(flag_field(&f, "reason").unwrap().contains("OAuth token has expired"));
+    assert!(flag_field(&f, "reason").unwrap().contains("debug log shows the token endpoint answered HTTP 400"));
     assert_eq!(std::fs::read(&f.creds).unwrap(), before);
     // the file still looks refreshable, so the next run pokes again: same episode, one message
     assert_eq!(f.run(&mut keep(&f)).code, 3);
@@ -178,4 +187,73 @@ fn the_flag_goes_where_it_is_told() {
     let custom = f.dir.path().join("flag");
     assert_eq!(f.run(f.cmd().arg("--reauth-flag").arg(&custom)).code, 3);
     assert!(custom.exists());
+}
+
+fn endpoint_down(cmd: &mut std::process::Command) -> &mut std::process::Command {
+    cmd.env("CLAUDE_STAND_IN_ENDPOINT_DOWN", "1").env("CLAUDE_STAND_IN_ON_FAILURE", "keep")
+}
+
+/// Regression: a token endpoint answering 500 once the access token had expired made every CLI
+/// build print "OAuth token has expired", and cli-poke raised REAUTH and told a human to log in;
+/// the next run refreshed with the same refresh token. Now: exit 7, no flag, nobody told while
+/// the streak is short, and the next good run ends it silently.
+#[test]
+fn regression_a_transient_500_raised_reauth() {
+    let f = Fixture::new();
+    let hook = Webhook::start();
+    f.write_creds(now_ms() - MINUTE);
+    let before = std::fs::read(&f.creds).unwrap();
+    let state = f.dir.path().join("state");
+    let cmd = |f: &Fixture| {
+        let mut cmd = f.cmd();
+        cmd.args(["--notify-url", &hook.url]).env("KEEPER_STATE_DIR", &state);
+        cmd
+    };
+    let out = f.run(endpoint_down(&mut cmd(&f)));
+    assert_eq!(out.code, 7, "{}", out.all());
+    assert!(out.stderr.contains("refresh failed, will retry: the token endpoint answered HTTP 500"), "{}", out.stderr);
+    assert!(!out.stderr.contains("REAUTH"), "{}", out.stderr);
+    assert!(!f.flag.exists());
+    assert_eq!(std::fs::read(&f.creds).unwrap(), before);
+    assert!(hook.received().is_empty(), "a streak of one minute is nobody's business");
+    assert!(state.join("refresh-failing").exists());
+    // The endpoint is back: the same refresh token refreshes; the streak ends without a message.
+    let out = f.run(&mut cmd(&f));
+    assert_eq!(out.code, 0, "{}", out.all());
+    assert!(out.stderr.contains("recovered: the token refreshed again after 1 failed refreshes"), "{}", out.stderr);
+    assert!(!state.join("refresh-failing").exists());
+    assert!(hook.received().is_empty());
+}
+
+/// Regression: a refresh failing for hours (network down, the host asleep through the window)
+/// was either a false REAUTH or, once that was fixed, silent. Now a human hears of it once the
+/// access token has been expired for --notify-failing-after, at most once per --notify-every,
+/// and "recovered" when it ends.
+#[test]
+fn regression_a_long_failure_streak_told_nobody() {
+    let f = Fixture::new();
+    let hook = Webhook::start();
+    f.write_creds(now_ms() - 40 * MINUTE);
+    let state = f.dir.path().join("state");
+    let cmd = |f: &Fixture| {
+        let mut cmd = f.cmd();
+        cmd.args(["--notify-url", &hook.url]).env("KEEPER_STATE_DIR", &state);
+        cmd
+    };
+    for _ in 0..3 {
+        assert_eq!(f.run(endpoint_down(&mut cmd(&f))).code, 7);
+    }
+    let bodies = hook.received();
+    assert_eq!(bodies.len(), 1, "once per --notify-every (1h): {bodies:?}");
+    assert!(bodies[0].contains("refresh has been failing since") && bodies[0].contains("expired 40m"), "{}", bodies[0]);
+    assert!(!has_token_shape(&bodies[0]));
+    assert!(!f.flag.exists(), "still no REAUTH");
+    let out = f.run(endpoint_down(cmd(&f).args(["--notify-every", "0s"])));
+    assert_eq!(out.code, 7);
+    assert_eq!(hook.received().len(), 2, "--notify-every 0s posts every time");
+    let out = f.run(&mut cmd(&f));
+    assert_eq!(out.code, 0, "{}", out.all());
+    let bodies = hook.received();
+    assert_eq!(bodies.len(), 3);
+    assert!(bodies[2].contains("recovered: the token refreshed again, after 4 failed refreshes"), "{}", bodies[2]);
 }

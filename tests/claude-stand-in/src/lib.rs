@@ -1,6 +1,6 @@
 //! A stand-in for the Claude Code CLI (`claude`): a **test fixture**, never installed.
 //!
-//! It behaves as DOMAIN.md §1 describes the real CLI, as far as the credentials file is concerned:
+//! It behaves as docs/UPSTREAM.md ("Claude Code CLI") describes the real CLI, as far as the credentials file is concerned:
 //!
 //! - `claude --version` and `claude auth status` never refresh.
 //! - `claude -p PROMPT` (or `--print PROMPT`) reads `$CLAUDE_CONFIG_DIR/.credentials.json`
@@ -16,6 +16,13 @@
 //!   run /login` on stdout and exits 1. With `CLAUDE_STAND_IN_ON_FAILURE=keep` (2.1.112) it leaves
 //!   the file alone and, once the access token has expired, prints the `401 … OAuth token has
 //!   expired` error and exits 1 (while the access token is still valid it answers).
+//! - When the token endpoint fails (`CLAUDE_STAND_IN_ENDPOINT_DOWN=1`: HTTP 500) every build
+//!   leaves the file alone and, once the access token has expired, prints the same `401 … OAuth
+//!   token has expired` as 2.1.112 does for a dead token, exit 1: a transient failure looks like
+//!   a lost login in the output.
+//! - `--debug-file PATH` (as the real CLI) appends debug lines to PATH; a failed token request is
+//!   logged as 2.1.112 does, `[ERROR] AxiosError: [url=https://platform.claude.com/v1/oauth/token,status=400]`
+//!   (or `status=500`): the only place that build tells a dead login from a failing endpoint.
 //! - With a missing file or the stub on disk it prints `Not logged in · Please run /login`, exit 1.
 //!
 //! "Now" is `keeper_core::clock::now_ms()`, so `KEEPER_FAKE_CLOCK_FILE` moves its clock together
@@ -30,6 +37,7 @@
 //! | `CLAUDE_STAND_IN_ON_FAILURE` | `stub` (default, 2.1.197) or `keep` (2.1.112), see above |
 //! | `CLAUDE_STAND_IN_QUIET_FAILURE=1` | print nothing when the refresh fails (only the file tells) |
 //! | `CLAUDE_STAND_IN_DEAD=1` | the refresh token is dead: every refresh is `invalid_grant` |
+//! | `CLAUDE_STAND_IN_ENDPOINT_DOWN=1` | the token endpoint answers 500: no refresh, the file untouched (whatever `CLAUDE_STAND_IN_ON_FAILURE` says) |
 //! | `CLAUDE_STAND_IN_EXPIRES_IN` | access-token lifetime in seconds (default 28800); the server state's `expires_in` wins |
 //! | `CLAUDE_STAND_IN_SERVER` | state file of the simulated token endpoint ([`server`]: rotation, reuse counting, 30-day family expiry); unset: every refresh succeeds |
 //! | `CLAUDE_STAND_IN_DELAY_MS` | the token endpoint takes this long: the lock is held that long during a refresh (its mtime kept fresh) |
@@ -104,6 +112,7 @@ struct Knobs {
     on_failure: FailureStyle,
     quiet_failure: bool,
     dead: bool,
+    endpoint_down: bool,
     expires_in: u64,
     server: Option<PathBuf>,
     delay: Duration,
@@ -151,6 +160,7 @@ impl Knobs {
             on_failure,
             quiet_failure: flag("CLAUDE_STAND_IN_QUIET_FAILURE"),
             dead: flag("CLAUDE_STAND_IN_DEAD"),
+            endpoint_down: flag("CLAUDE_STAND_IN_ENDPOINT_DOWN"),
             expires_in,
             server: var("CLAUDE_STAND_IN_SERVER").map(PathBuf::from),
             delay: millis("CLAUDE_STAND_IN_DELAY_MS", 0)?,
@@ -218,7 +228,7 @@ pub fn main() -> ExitCode {
             (0, "version")
         }
         ["auth", "status", ..] => auth_status(&knobs),
-        rest if prompt_of(rest).is_some() => print_mode(&knobs).unwrap_or_else(|e| {
+        rest if prompt_of(rest).is_some() => print_mode(&knobs, debug_file_of(rest).as_deref()).unwrap_or_else(|e| {
             println!("Error: {e}");
             (1, "error")
         }),
@@ -246,6 +256,32 @@ fn prompt_of<'a>(args: &[&'a str]) -> Option<&'a str> {
         }
     }
     None
+}
+
+/// The path of `--debug-file PATH` / `--debug-file=PATH`.
+fn debug_file_of(args: &[&str]) -> Option<PathBuf> {
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        if *a == "--debug-file" {
+            return it.next().map(PathBuf::from);
+        }
+        if let Some(p) = a.strip_prefix("--debug-file=") {
+            return Some(PathBuf::from(p));
+        }
+    }
+    None
+}
+
+/// Appends one line to the debug file, as `[ERROR] …` lines look in 2.1.112's.
+fn debug_line(file: Option<&Path>, line: &str) {
+    let Some(file) = file else { return };
+    if let Ok(mut f) = OpenOptions::new().create(true).append(true).mode(0o600).open(file) {
+        let _ = writeln!(
+            f,
+            "{} [ERROR] {line}",
+            ExpiresAt::from_millis(keeper_core::clock::now_ms()).map_or_else(|_| "?".into(), |e| e.to_string())
+        );
+    }
 }
 
 fn auth_status(knobs: &Knobs) -> (u8, &'static str) {
@@ -306,7 +342,7 @@ fn base_url_elsewhere() -> bool {
 }
 
 /// `-p PROMPT`: refresh when due, then answer.
-fn print_mode(knobs: &Knobs) -> io::Result<(u8, &'static str)> {
+fn print_mode(knobs: &Knobs, debug_file: Option<&Path>) -> io::Result<(u8, &'static str)> {
     if let Some(pidfile) = &knobs.child_pidfile {
         let child = std::process::Command::new("sleep").arg("3600").stdin(std::process::Stdio::null()).spawn()?;
         fs::write(pidfile, format!("{}\n", child.id()))?;
@@ -340,7 +376,7 @@ fn print_mode(knobs: &Knobs) -> io::Result<(u8, &'static str)> {
         });
     };
     // Re-read under the lock: another process may have refreshed meanwhile.
-    let (mut doc, cred) = match load_logged_in(&path) {
+    let (doc, cred) = match load_logged_in(&path) {
         Ok(loaded) => loaded,
         Err(outcome) => return Ok(outcome),
     };
@@ -349,10 +385,43 @@ fn print_mode(knobs: &Knobs) -> io::Result<(u8, &'static str)> {
         println!("ok");
         return Ok((0, "answered"));
     }
+    refresh(knobs, debug_file, &path, (doc, cred), held)
+}
+
+/// Under the lock, with the file due: asks the endpoint and writes what the build writes.
+fn refresh(
+    knobs: &Knobs,
+    debug_file: Option<&Path>,
+    path: &Path,
+    (mut doc, cred): (Document, Box<Credential>),
+    held: lock::LockDir,
+) -> io::Result<(u8, &'static str)> {
     held.hold_for(knobs.delay);
     let presented = cred.refresh_token.clone().unwrap_or_else(|| Secret::new(""));
     let now = keeper_core::clock::now_ms();
-    match request_refresh(knobs, &presented, now)? {
+    let answer = request_refresh(knobs, &presented, now)?;
+    if let Err(status) = &answer {
+        debug_line(
+            debug_file,
+            &format!(
+                "AxiosError: [url=https://platform.claude.com/v1/oauth/token,status={status}] AxiosError: Request failed with status code {status}"
+            ),
+        );
+    }
+    if answer.as_ref().is_err_and(|status| *status >= 500) {
+        // Every build leaves the file alone when the endpoint fails.
+        drop(held);
+        return Ok(if cred.is_expired(keeper_core::clock::now_ms()) {
+            if !knobs.quiet_failure {
+                println!("{EXPIRED_401}");
+            }
+            (1, "refresh-failed")
+        } else {
+            println!("ok");
+            (0, "refresh-failed-answered")
+        });
+    }
+    match answer {
         Ok(grant) => {
             let mut fresh = (*cred).clone();
             fresh.access_token = Secret::new(grant.access_token);
@@ -360,7 +429,7 @@ fn print_mode(knobs: &Knobs) -> io::Result<(u8, &'static str)> {
             fresh.expires_at = ExpiresAt::from_millis(now.saturating_add(server::secs_to_ms(grant.expires_in)))
                 .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
             claude::write(&mut doc, &fresh);
-            write_file(knobs.write, &path, &doc.to_bytes())?;
+            write_file(knobs.write, path, &doc.to_bytes())?;
             drop(held);
             println!("ok");
             Ok((0, "refreshed"))
@@ -368,10 +437,10 @@ fn print_mode(knobs: &Knobs) -> io::Result<(u8, &'static str)> {
         Err(_) => match knobs.on_failure {
             FailureStyle::Stub => {
                 // Only when the file still holds the refresh token that failed.
-                if let Loaded::Credential(mut doc, c) = load(&path) {
+                if let Loaded::Credential(mut doc, c) = load(path) {
                     if c.refresh_token.as_ref() == Some(&presented) {
                         write_stub(&mut doc);
-                        write_file(knobs.write, &path, &doc.to_bytes())?;
+                        write_file(knobs.write, path, &doc.to_bytes())?;
                     }
                 }
                 drop(held);
@@ -397,10 +466,15 @@ fn print_mode(knobs: &Knobs) -> io::Result<(u8, &'static str)> {
     }
 }
 
-/// Asks the simulated endpoint. The outer error is an I/O problem with the state file.
-fn request_refresh(knobs: &Knobs, presented: &Secret, now: i64) -> io::Result<Result<server::Grant, String>> {
-    match &knobs.server {
-        None if knobs.dead => Ok(Err("refresh token dead".into())),
+/// Asks the simulated endpoint: a grant, or the HTTP status it failed with (400 for a dead
+/// refresh token, 500 when the endpoint is down). The outer error is an I/O problem with the
+/// state file.
+fn request_refresh(knobs: &Knobs, presented: &Secret, now: i64) -> io::Result<Result<server::Grant, u16>> {
+    if knobs.endpoint_down {
+        return Ok(Err(500));
+    }
+    let answer = match &knobs.server {
+        None if knobs.dead => Ok(Err("refresh token dead".to_owned())),
         None => Ok(Ok(server::Grant {
             access_token: tokens::access_token(),
             refresh_token: tokens::refresh_token(),
@@ -414,7 +488,8 @@ fn request_refresh(knobs: &Knobs, presented: &Secret, now: i64) -> io::Result<Re
                 s.refresh(presented.expose(), now, knobs.expires_in)
             }
         }),
-    }
+    };
+    answer.map(|r| r.map_err(|_| 400))
 }
 
 /// The logged-out stub: empty tokens, `expiresAt: 0`, scopes and subscription type kept.

@@ -1,8 +1,8 @@
 //! The simulated token endpoint (`POST /v1/oauth/token`, `grant_type=refresh_token`).
 //!
 //! Without a state file every refresh succeeds (unless the refresh token is declared dead). With
-//! one (`CLAUDE_STAND_IN_SERVER=FILE`) the endpoint behaves like Anthropic's as DOMAIN.md §1
-//! describes it, shared by every stand-in process that names the same file:
+//! one (`CLAUDE_STAND_IN_SERVER=FILE`) the endpoint behaves like Anthropic's as
+//! docs/UPSTREAM.md ("Claude Code CLI") describes it, shared by every stand-in process that names the same file:
 //!
 //! - exactly one refresh token of the family is valid; a refresh rotates it (the old one is dead
 //!   from then on) and issues a new access token valid for `expires_in` seconds;

@@ -1,4 +1,4 @@
-//! The stand-in behaves as DOMAIN.md §1 describes the real CLI.
+//! The stand-in behaves as docs/UPSTREAM.md ("Claude Code CLI") describes the real CLI.
 
 use claude_stand_in::server::{FAMILY_LIFETIME_MS, State};
 use claude_stand_in::tokens::{access_token, refresh_token};
