@@ -355,6 +355,20 @@ impl Runner {
         let now = keeper_core::clock::now_ms();
         let fresh = match source::read(&self.from, now, self.allow_expired) {
             Ok(fresh) => fresh,
+            Err(source::Unusable::Expired(_)) if self.expired_token_is_already_everywhere(now) => {
+                // `cli-poke --force` marks the current token due (expiresAt = now) and the CLI
+                // refreshes seconds later: the targets hold this very token with its true expiry,
+                // so there is nothing to copy and nothing wrong (the refresh's write comes next).
+                log(
+                    Level::Info,
+                    PROGRAM,
+                    format_args!(
+                        "{}: the token every target holds was marked due (cli-poke --force?): nothing to do until the CLI refreshes",
+                        self.from.display()
+                    ),
+                );
+                return EXIT_NOTHING_TO_DO;
+            }
             Err(unusable) => {
                 self.last_synced = None;
                 return self.refuse_source(&unusable);
@@ -377,6 +391,14 @@ impl Runner {
         let complete = reports.iter().all(|r| matches!(r.outcome, Outcome::Unchanged | Outcome::Written));
         self.last_synced = (complete && !self.dry_run).then_some(fresh.section);
         code
+    }
+
+    /// Whether the source's expired token is what every target already holds with a later expiry
+    /// (a dry run finds nothing to write: no file is written and no program is run).
+    fn expired_token_is_already_everywhere(&self, now: i64) -> bool {
+        let Ok(fresh) = source::read(&self.from, now, true) else { return false };
+        let reports = sync::sync_all(&self.settings, &fresh.credential, now, true);
+        !reports.is_empty() && reports.iter().all(|r| r.outcome == Outcome::Unchanged)
     }
 
     /// One-shot: a round, then again while the source changed during the round (systemd's

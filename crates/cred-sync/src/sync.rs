@@ -154,6 +154,41 @@ pub(crate) fn read_target(path: &Path) -> Result<Option<Vec<u8>>, String> {
     }
 }
 
+/// Where OpenClaw 2026.6.x keeps an agent's usage state (`usageStats`: cooldowns after errors),
+/// beside `auth-profiles.json` (docs/UPSTREAM.md).
+const AUTH_STATE_FILE: &str = "auth-state.json";
+
+/// Clears `usageStats[profile_id]`'s cooldown in an agent's `auth-state.json`, when there is one:
+/// a 401 on the old token puts the provider into a cooldown that the new token must not inherit
+/// ("Provider anthropic has auth issue (skipping all models)"; seen with the real 2026.6.1, even
+/// after its in-process restart). A file that cannot be read or written is left alone, with a
+/// warning: the token itself was written.
+fn clear_state_cooldown(path: &Path, profile_id: &str) {
+    let warn = |what: String| {
+        keeper_core::log::log(keeper_core::log::Level::Warning, crate::PROGRAM, format_args!("{what}"));
+    };
+    let bytes = match read_target(path) {
+        Ok(Some(bytes)) => bytes,
+        Ok(None) => return,
+        Err(problem) => return warn(format!("{problem}; its cooldown of {profile_id} is left as it is")),
+    };
+    let mut doc = match credmap::auth_profiles::parse(&bytes) {
+        Ok(doc) => doc,
+        Err(e) => return warn(format!("{}: {e}; its cooldown of {profile_id} is left as it is", path.display())),
+    };
+    if !credmap::auth_profiles::clear_cooldown(&mut doc, profile_id) {
+        return;
+    }
+    match replace_atomically(path, &doc.to_bytes()) {
+        Ok(()) => keeper_core::log::log(
+            keeper_core::log::Level::Info,
+            crate::PROGRAM,
+            format_args!("{}: cleared the cooldown of {profile_id} (the new token starts clean)", path.display()),
+        ),
+        Err(e) => warn(format!("cannot write {}: {e}; its cooldown of {profile_id} stays", path.display())),
+    }
+}
+
 fn sync_file(target: &FileTarget, cred: &Credential, settings: &Settings, now_ms: i64, dry_run: bool) -> TargetReport {
     let name = show(&target.path);
     let kind = target.kind;
@@ -234,6 +269,9 @@ fn try_sync_file(
         let written =
             if target.in_place { overwrite_in_place(&path, &contents) } else { replace_atomically(&path, &contents) };
         written.map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+        if target.kind == Kind::OpenclawProfiles {
+            clear_state_cooldown(&dir.join(AUTH_STATE_FILE), &settings.shape.profile_id);
+        }
     }
     Ok((Outcome::Written, wrote, delivery))
 }

@@ -445,3 +445,79 @@ fn usage_errors_exit_64_and_name_the_problem() {
         assert!(ran.stderr.contains(needle), "{args:?}: {}", ran.stderr);
     }
 }
+
+/// Regression (issue 15, item 3): `cli-poke --force` sets `expiresAt` to now; a one-shot
+/// cred-sync reading the file before the CLI refreshed (the `.path` unit always does: the forced
+/// write itself triggers it) exited 4 ("expired"), failing the unit and firing `OnFailure=`. The
+/// targets already hold that very token with its true expiry: nothing to do. An expired token the
+/// targets do not hold is still refused.
+#[test]
+fn regression_a_forced_refresh_marking_the_held_token_due_failed_the_sync() {
+    let home = Home::new();
+    let access = home.fresh_source();
+    let env = home.path(".openclaw-env");
+    let profiles = home.path("agents/main/agent/auth-profiles.json");
+    std::fs::create_dir_all(profiles.parent().unwrap()).unwrap();
+    let targets = |cmd: &mut std::process::Command| {
+        cmd.arg("--to").arg(format!("dotenv:{}", env.display()));
+        cmd.arg("--to").arg(format!("openclaw-profiles:{}", profiles.display()));
+    };
+    let mut cmd = home.cred_sync();
+    targets(&mut cmd);
+    assert_eq!(run(&mut cmd).code, Some(0));
+    let before = (std::fs::read(&env).unwrap(), std::fs::read(&profiles).unwrap());
+
+    // cli-poke --force: the same token, marked due.
+    write_source(&home.source(), &claude_json(&access, &refresh_token(), now_ms() - 1, "a"), WriteStyle::Rename);
+    let mut cmd = home.cred_sync();
+    targets(&mut cmd);
+    let ran = run(&mut cmd);
+    assert_eq!(ran.code, Some(1), "nothing to do, not an error: {}", ran.stderr);
+    assert!(ran.stderr.contains("marked due"), "{}", ran.stderr);
+    assert!(!ran.stderr.contains("error"), "{}", ran.stderr);
+    assert_eq!((std::fs::read(&env).unwrap(), std::fs::read(&profiles).unwrap()), before, "targets untouched");
+
+    // A different, expired token is still refused.
+    write_source(
+        &home.source(),
+        &claude_json(&access_token(), &refresh_token(), now_ms() - 1, "a"),
+        WriteStyle::Rename,
+    );
+    let mut cmd = home.cred_sync();
+    targets(&mut cmd);
+    let ran = run(&mut cmd);
+    assert_eq!(ran.code, Some(4), "{}", ran.stderr);
+    assert_eq!((std::fs::read(&env).unwrap(), std::fs::read(&profiles).unwrap()), before, "targets untouched");
+}
+
+/// Regression (found by the real 2026.6.1 gateway, tests/openclaw-gateway/tests/delivery.rs):
+/// after a 401 on the old token the provider sat in a cooldown kept in the agent's
+/// `auth-state.json`, not in `auth-profiles.json`, so the new token was skipped ("Provider
+/// anthropic has auth issue (skipping all models)") even after the gateway's in-process restart.
+/// Writing a new token clears that profile's cooldown there too, keeping everything else.
+#[test]
+fn regression_the_new_token_inherited_the_cooldown_kept_in_auth_state_json() {
+    let home = Home::new();
+    let access = home.fresh_source();
+    let agent = home.path("agents/main/agent");
+    std::fs::create_dir_all(&agent).unwrap();
+    let state = agent.join("auth-state.json");
+    std::fs::write(
+        &state,
+        r#"{"version":1,"lastGood":{"anthropic":"anthropic:claude-code"},"usageStats":{"anthropic:claude-code":{"lastUsed":1,"errorCount":3,"cooldownUntil":4102444800000,"failureCounts":{"auth":3}},"openai:default":{"errorCount":2,"cooldownUntil":4102444800000}}}"#,
+    )
+    .unwrap();
+    let ran = run(home
+        .cred_sync()
+        .arg("--to")
+        .arg(format!("openclaw-profiles:{}", agent.join("auth-profiles.json").display())));
+    assert_eq!(ran.code, Some(0), "{}", ran.stderr);
+    assert_eq!(held_token(&agent.join("auth-profiles.json")).as_deref(), Some(access.as_str()));
+    let after = json(&state);
+    let ours = &after["usageStats"]["anthropic:claude-code"];
+    assert!(ours.get("cooldownUntil").is_none() && ours["errorCount"] == 0, "{after}");
+    assert_eq!(ours["lastUsed"], 1, "the rest of the entry is kept: {after}");
+    assert_eq!(after["usageStats"]["openai:default"]["cooldownUntil"], 4_102_444_800_000_i64, "other providers kept");
+    assert_eq!(after["lastGood"]["anthropic"], "anthropic:claude-code");
+    assert!(ran.stderr.contains("cleared the cooldown"), "{}", ran.stderr);
+}

@@ -107,6 +107,12 @@ fn path_unit_syncs_a_renamed_credentials_file_and_a_write_landing_mid_run() {
     assert_eq!(mgr.property(ONCE, "StartLimitIntervalUSec"), "0");
     let refreshed = m.current_token();
     assert!(m.stale_targets(&refreshed).is_empty(), "the CLI test's token: {:?}", m.stale_targets(&refreshed));
+    // Regression (issue 15, item 3): setup's CLI test (`cli-poke --force`) marks the held token
+    // due, which triggers the oneshot before the CLI has refreshed; it used to exit 4 ("expired"),
+    // failing the unit and firing OnFailure= on every `setup.sh --sync path`.
+    m.wait_for("the oneshot to finish", Duration::from_secs(60), || settled(&mgr));
+    assert_eq!(mgr.property(ONCE, "Result"), "success", "{}", m.all_logs());
+    assert!(!m.logs.join("openclaw-keeper-notify.log").exists(), "notify@ ran:\n{}", m.all_logs());
 
     // verify.sh: the path unit's row is ok (active, waiting).
     let (code, table, _) = m.run_script(&mgr, "verify.sh", &["--user"]);
