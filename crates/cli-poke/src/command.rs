@@ -108,12 +108,52 @@ pub(crate) fn container(docker: &Path, container: &str, cli: &str, cli_args: &[S
 }
 
 /// A user-given command (`docker compose exec -T svc claude`) with the CLI arguments appended;
-/// the variables go into its environment (a wrapper that starts the CLI elsewhere must pass them
-/// on itself).
+/// the variables go into its environment. `docker exec`, `docker container exec`, `docker compose
+/// … exec` and `docker-compose … exec` do not pass the caller's environment on, so for those the
+/// variables are also inserted as `-e VAR=value` right after `exec` (unless the command already
+/// sets that variable); any other wrapper must pass them on itself.
 pub(crate) fn custom(words: &[String], cli_args: &[String], env: &CliEnv) -> Invocation {
     let (program, rest) = words.split_first().expect("a custom command has at least one word");
+    let mut rest: Vec<String> = rest.to_vec();
+    if let Some(at) = docker_exec_at(words) {
+        let given = &words[at + 1..];
+        let inserted: Vec<String> = env
+            .pairs()
+            .into_iter()
+            .filter(|(k, _)| k != "CLAUDE_CONFIG_DIR" && !sets_var(given, k))
+            .flat_map(|(k, v)| ["-e".to_owned(), format!("{k}={v}")])
+            .collect();
+        // `at` counts the program; `rest` does not.
+        rest.splice(at..at, inserted);
+    }
     let args = rest.iter().chain(cli_args).map(OsString::from).collect();
     Invocation { program: PathBuf::from(program), args, set_env: env.pairs() }
+}
+
+/// The index of `exec` in a `docker exec` / `docker container exec` / `docker compose … exec` /
+/// `docker-compose … exec` command (the program being `docker` or `docker-compose`, by any path).
+fn docker_exec_at(words: &[String]) -> Option<usize> {
+    let name = Path::new(words.first()?).file_name()?.to_str()?;
+    let exec = |from: usize| words.iter().skip(from).position(|w| w == "exec").map(|i| i + from);
+    match (name, words.get(1).map(String::as_str)) {
+        ("docker", Some("exec")) => Some(1),
+        ("docker", Some("container")) => (words.get(2).map(String::as_str) == Some("exec")).then_some(2),
+        ("docker", Some("compose")) => exec(2),
+        ("docker-compose", _) => exec(1),
+        _ => None,
+    }
+}
+
+/// Whether the words after `exec` already set `var` (`-e VAR=…`, `--env VAR=…`, `-eVAR=…`,
+/// `--env=VAR=…`, or `-e VAR` passing the caller's value).
+fn sets_var(words: &[String], var: &str) -> bool {
+    let names = |w: &str| w == var || w.strip_prefix(var).is_some_and(|r| r.starts_with('='));
+    words.iter().enumerate().any(|(i, w)| {
+        let next = words.get(i + 1).map(String::as_str);
+        ((w == "-e" || w == "--env") && next.is_some_and(names))
+            || w.strip_prefix("--env=").is_some_and(names)
+            || (w.len() > 2 && w.strip_prefix("-e").is_some_and(names))
+    })
 }
 
 /// `docker inspect` arguments that print whether the container runs and its environment, one
@@ -340,10 +380,63 @@ mod tests {
                 ("CLAUDE_CONFIG_DIR".into(), "/srv/claude".into())
             ]
         );
-        let words = split_words("docker compose exec -T 'claude cli' claude").unwrap();
+        let words = split_words("ssh box claude").unwrap();
         let inv = custom(&words, &say_ok(), &CliEnv { config_dir: None, ..env });
-        assert_eq!(inv.program, Path::new("docker"));
-        assert_eq!(args(&inv), ["compose", "exec", "-T", "claude cli", "claude", "-p", "say ok"]);
+        assert_eq!(inv.program, Path::new("ssh"));
+        assert_eq!(args(&inv), ["box", "claude", "-p", "say ok"], "another wrapper's argv is left alone");
+        assert_eq!(inv.set_env.len(), 2, "its environment carries the variables");
+    }
+
+    /// `docker compose exec` does not pass the caller's environment on, so the README's own
+    /// `--cli-cmd 'docker compose exec -T claude claude'` ran the CLI with its default retries:
+    /// ~180 s on a dead token, past the 120 s --timeout, so REAUTH was never raised.
+    #[test]
+    fn regression_max_retries_never_reached_a_cli_behind_docker_compose_exec() {
+        let retries = env(false, Some(1));
+        let run = |cmd: &str, env: &CliEnv| {
+            let inv = custom(&split_words(cmd).unwrap(), &say_ok(), env);
+            std::iter::once(inv.program.to_string_lossy().into_owned())
+                .chain(inv.args.iter().map(|a| a.to_string_lossy().into_owned()))
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        let r = "-e CLAUDE_CODE_MAX_RETRIES=1";
+        for (cmd, want) in [
+            ("docker compose exec -T claude claude", format!("docker compose exec {r} -T claude claude -p say ok")),
+            (
+                "docker compose -f /srv/openclaw/compose.yml exec -T claude claude",
+                format!("docker compose -f /srv/openclaw/compose.yml exec {r} -T claude claude -p say ok"),
+            ),
+            ("docker-compose exec -T claude claude", format!("docker-compose exec {r} -T claude claude -p say ok")),
+            (
+                "docker-compose -p oc exec claude claude",
+                format!("docker-compose -p oc exec {r} claude claude -p say ok"),
+            ),
+            ("docker exec c1 claude", format!("docker exec {r} c1 claude -p say ok")),
+            ("/usr/bin/docker exec -u node c1 claude", format!("/usr/bin/docker exec {r} -u node c1 claude -p say ok")),
+            ("docker container exec c1 claude", format!("docker container exec {r} c1 claude -p say ok")),
+            // not an exec: left alone
+            ("docker run --rm img claude", "docker run --rm img claude -p say ok".to_owned()),
+            ("docker compose run claude claude", "docker compose run claude claude -p say ok".to_owned()),
+            // the command sets it itself: its value wins, no second -e
+            (
+                "docker compose exec -e CLAUDE_CODE_MAX_RETRIES=3 claude claude",
+                "docker compose exec -e CLAUDE_CODE_MAX_RETRIES=3 claude claude -p say ok".to_owned(),
+            ),
+            (
+                "docker exec --env=CLAUDE_CODE_MAX_RETRIES c1 claude",
+                "docker exec --env=CLAUDE_CODE_MAX_RETRIES c1 claude -p say ok".to_owned(),
+            ),
+        ] {
+            assert_eq!(run(cmd, &retries), want, "{cmd}");
+        }
+        // the base-URL override travels the same way; CLAUDE_CONFIG_DIR (a host path) never does
+        let both = CliEnv { config_dir: Some("/host/dir".into()), ..env(true, Some(1)) };
+        assert_eq!(
+            run("docker compose exec -T claude claude", &both),
+            format!("docker compose exec -e ANTHROPIC_BASE_URL={ANTHROPIC_API} {r} -T claude claude -p say ok")
+        );
+        assert_eq!(run("docker exec c1 claude", &env(false, None)), "docker exec c1 claude -p say ok");
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! Reading the CLI's credentials file, and `--force`'s rewrite of its expiry.
 
-use crate::lockdir::{self, LockError};
+use crate::lockdir::{LockSet, Patience};
 use credmap::claude::{self, OauthState};
 use credmap::json::Document;
 use credmap::{Credential, ExpiresAt};
@@ -90,15 +90,36 @@ pub(crate) enum WriteMode {
     InPlace,
 }
 
+/// Rewrites the credentials file. A symlinked file is followed, never replaced by a regular
+/// file: its target is rewritten (atomically in the target's directory, or in place) and the link
+/// stays, with a warning, since the CLI itself replaces the link on its next write (temp + rename)
+/// and its newer storage backend refuses a symlinked file.
 fn write(path: &Path, mode: WriteMode, bytes: &[u8]) -> std::io::Result<()> {
+    let target = if std::fs::symlink_metadata(path)?.file_type().is_symlink() {
+        let target = std::fs::canonicalize(path)?;
+        keeper_core::log::log(
+            keeper_core::log::Level::Warning,
+            crate::PROGRAM,
+            format_args!(
+                "{} is a symlink to {}: rewriting {} and keeping the link (the CLI replaces such a link with a \
+                 regular file on its next write; point --creds and CLAUDE_CONFIG_DIR at the real directory)",
+                path.display(),
+                target.display(),
+                target.display()
+            ),
+        );
+        target
+    } else {
+        path.to_path_buf()
+    };
     match mode {
-        WriteMode::Rename => keeper_core::write::replace_atomically(path, bytes),
-        WriteMode::InPlace => keeper_core::write::overwrite_in_place(path, bytes),
+        WriteMode::Rename => keeper_core::write::replace_atomically(&target, bytes),
+        WriteMode::InPlace => keeper_core::write::overwrite_in_place(&target, bytes),
     }
 }
 
-/// How long `--force` waits for the CLI's lock; a live CLI holds it for one token request.
-pub(crate) const LOCK_WAIT: Duration = Duration::from_secs(30);
+/// How `--force` waits for the CLI's locks: as the CLI does, 5 more tries 1–2 s apart.
+pub(crate) const LOCK_PATIENCE: Patience = Patience::CLI;
 
 /// What `--force` did.
 #[derive(Debug, Clone)]
@@ -118,17 +139,17 @@ pub(crate) enum ForceError {
     Failed(String),
 }
 
-/// Under the CLI's lock: re-reads the file and sets `claudeAiOauth.expiresAt` to `now_ms`,
-/// keeping everything else, then releases the lock.
+/// Under the CLI's locks (all of them, in its order: `lockdir`): re-reads the file and sets
+/// `claudeAiOauth.expiresAt` to `now_ms`, keeping everything else, then releases the locks.
 pub(crate) fn force_expiry(
     path: &Path,
     mode: WriteMode,
     now_ms: i64,
-    on_wait: impl FnMut(),
+    patience: Patience,
+    on_wait: impl FnMut(&Path, &str),
 ) -> Result<Forced, ForceError> {
-    let lock_path = lockdir::lock_path(path).map_err(|e| ForceError::Failed(format!("{}: {e}", path.display())))?;
-    let _lock = lockdir::acquire(&lock_path, LOCK_WAIT, on_wait)
-        .map_err(|e| ForceError::Failed(lock_failed(&lock_path, &e)))?;
+    let locks = LockSet::for_credentials(path).map_err(|e| ForceError::Failed(format!("{}: {e}", path.display())))?;
+    let _held = locks.acquire(patience, on_wait).map_err(|e| ForceError::Failed(e.to_string()))?;
     let (mut doc, creds) = read(path).map_err(ForceError::Failed)?;
     let before = match creds {
         Creds::Credential(c) => c,
@@ -142,15 +163,16 @@ pub(crate) fn force_expiry(
     Ok(Forced { before, forced_expiry })
 }
 
-fn lock_failed(lock_path: &Path, e: &LockError) -> String {
-    format!("the CLI's lock {}: {e}", lock_path.display())
-}
-
 /// Undoes `--force` when the CLI did not refresh: puts the original expiry back, under the lock,
 /// if the file still holds the same access token and the forced expiry. Returns whether it did.
-pub(crate) fn restore_expiry(path: &Path, mode: WriteMode, forced: &Forced) -> Result<bool, String> {
-    let lock_path = lockdir::lock_path(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let _lock = lockdir::acquire(&lock_path, LOCK_WAIT, || {}).map_err(|e| lock_failed(&lock_path, &e))?;
+pub(crate) fn restore_expiry(
+    path: &Path,
+    mode: WriteMode,
+    forced: &Forced,
+    patience: Patience,
+) -> Result<bool, String> {
+    let locks = LockSet::for_credentials(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let _held = locks.acquire(patience, |_, _| {}).map_err(|e| e.to_string())?;
     let (mut doc, creds) = read(path)?;
     let Creds::Credential(now) = creds else { return Ok(false) };
     if now.access_token != forced.before.access_token || now.expires_at != forced.forced_expiry {
@@ -166,6 +188,8 @@ mod tests {
     use super::*;
     use std::os::unix::fs::{MetadataExt, PermissionsExt};
 
+    const Q: Patience = Patience { retries: 1, min: Duration::from_millis(5), max: Duration::from_millis(10) };
+
     fn file(dir: &Path, body: &str) -> std::path::PathBuf {
         let path = dir.join(".credentials.json");
         std::fs::write(&path, body).unwrap();
@@ -179,15 +203,18 @@ mod tests {
     fn force_sets_only_the_expiry_keeps_mode_and_restores() {
         let dir = tempfile::tempdir().unwrap();
         let path = file(dir.path(), CRED);
-        let forced = force_expiry(&path, WriteMode::Rename, 1_767_000_000_000, || {}).unwrap();
+        let forced = force_expiry(&path, WriteMode::Rename, 1_767_000_000_000, Q, |_, _| {}).unwrap();
         let text = std::fs::read_to_string(&path).unwrap();
         assert_eq!(text, CRED.replace("1767225600000", "1767000000000"));
         assert_eq!(std::fs::metadata(&path).unwrap().mode() & 0o777, 0o640);
-        assert!(!lockdir::lock_path(&path).unwrap().exists(), "the lock is released");
-        assert!(restore_expiry(&path, WriteMode::Rename, &forced).unwrap());
+        let locks = LockSet::for_credentials(&path).unwrap();
+        for p in [&locks.refresh, &locks.owner, &locks.legacy, &locks.storage] {
+            assert!(!p.exists(), "{} is released", p.display());
+        }
+        assert!(restore_expiry(&path, WriteMode::Rename, &forced, Q).unwrap());
         assert_eq!(std::fs::read_to_string(&path).unwrap(), CRED);
         // a second restore finds the original expiry, not the forced one: nothing to do
-        assert!(!restore_expiry(&path, WriteMode::Rename, &forced).unwrap());
+        assert!(!restore_expiry(&path, WriteMode::Rename, &forced, Q).unwrap());
     }
 
     #[test]
@@ -195,10 +222,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = file(dir.path(), CRED);
         let ino = std::fs::metadata(&path).unwrap().ino();
-        force_expiry(&path, WriteMode::InPlace, 1_767_000_000_000, || {}).unwrap();
+        force_expiry(&path, WriteMode::InPlace, 1_767_000_000_000, Q, |_, _| {}).unwrap();
         assert_eq!(std::fs::metadata(&path).unwrap().ino(), ino);
         let ino2 = {
-            force_expiry(&path, WriteMode::Rename, 1_767_000_000_001, || {}).unwrap();
+            force_expiry(&path, WriteMode::Rename, 1_767_000_000_001, Q, |_, _| {}).unwrap();
             std::fs::metadata(&path).unwrap().ino()
         };
         assert_ne!(ino2, ino);
@@ -208,10 +235,10 @@ mod tests {
     fn restore_leaves_a_refreshed_file_alone() {
         let dir = tempfile::tempdir().unwrap();
         let path = file(dir.path(), CRED);
-        let forced = force_expiry(&path, WriteMode::Rename, 1_767_000_000_000, || {}).unwrap();
+        let forced = force_expiry(&path, WriteMode::Rename, 1_767_000_000_000, Q, |_, _| {}).unwrap();
         let refreshed = CRED.replace("A-1", "A-2").replace("1767225600000", "1767300000000");
         std::fs::write(&path, &refreshed).unwrap();
-        assert!(!restore_expiry(&path, WriteMode::Rename, &forced).unwrap());
+        assert!(!restore_expiry(&path, WriteMode::Rename, &forced, Q).unwrap());
         assert_eq!(std::fs::read_to_string(&path).unwrap(), refreshed);
     }
 
@@ -225,7 +252,7 @@ mod tests {
         std::fs::write(&path, stub).unwrap();
         assert!(matches!(read(&path).unwrap().1, Creds::LoggedOut { login_ended: None }));
         assert!(matches!(
-            force_expiry(&path, WriteMode::Rename, 1_767_000_000_000, || {}),
+            force_expiry(&path, WriteMode::Rename, 1_767_000_000_000, Q, |_, _| {}),
             Err(ForceError::LoggedOut { login_ended: None })
         ));
         let ended = r#"{"claudeAiOauth":{"accessToken":"","refreshToken":"","expiresAt":0,"loginEnded":"time_limit"}}"#;
@@ -234,4 +261,40 @@ mod tests {
         assert!(logged_out_reason(login_ended.as_deref(), "x").contains("30 days"));
         assert!(read(&dir.path().join("missing")).unwrap_err().ends_with("no such file"));
     }
+}
+
+#[cfg(test)]
+mod symlink_tests {
+    use super::*;
+
+    /// `--force` renamed a temp file over a symlinked `.credentials.json`: the link became a
+    /// regular file without a word, and the file it pointed to kept the old expiry.
+    #[test]
+    fn regression_force_turned_a_symlinked_credentials_file_into_a_regular_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let real_dir = dir.path().join("real");
+        std::fs::create_dir(&real_dir).unwrap();
+        let real = real_dir.join("creds.json");
+        std::fs::write(&real, super::tests_support::CRED).unwrap();
+        let claude = dir.path().join(".claude");
+        std::fs::create_dir(&claude).unwrap();
+        let link = claude.join(".credentials.json");
+        std::os::unix::fs::symlink(&real, &link).unwrap();
+        let quick = Patience { retries: 0, min: Duration::ZERO, max: Duration::ZERO };
+        for mode in [WriteMode::Rename, WriteMode::InPlace] {
+            let forced = force_expiry(&link, mode, 1_767_000_000_000, quick, |_, _| {}).unwrap();
+            assert!(std::fs::symlink_metadata(&link).unwrap().file_type().is_symlink(), "{mode:?}: the link stays");
+            assert!(std::fs::read_to_string(&real).unwrap().contains("1767000000000"), "{mode:?}: the target written");
+            assert!(restore_expiry(&link, mode, &forced, quick).unwrap());
+            assert_eq!(std::fs::read_to_string(&real).unwrap(), super::tests_support::CRED);
+            assert!(std::fs::symlink_metadata(&link).unwrap().file_type().is_symlink());
+        }
+        // the locks are the link's directory's, where the CLI looks
+        assert!(!claude.join(".oauth_refresh.lock").exists());
+    }
+}
+
+#[cfg(test)]
+mod tests_support {
+    pub(super) const CRED: &str = r#"{"claudeAiOauth":{"accessToken":"A-1","refreshToken":"R-1","expiresAt":1767225600000,"scopes":["user:inference"],"x":1},"mcpOAuth":{"k":"v"}}"#;
 }

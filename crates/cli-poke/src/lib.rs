@@ -15,6 +15,7 @@ mod debuglog;
 mod failed;
 mod failing;
 mod lockdir;
+mod loginend;
 mod notify;
 mod process;
 mod reauth;
@@ -67,7 +68,7 @@ Exit status:
       loginEnded, the CLI said invalid_grant, or its debug log shows the token endpoint answered
       400/401; the flag file is created and the webhook told, once per episode
   4   the credentials file is missing, unreadable or invalid, or --force could not lock or
-      rewrite it
+      rewrite it (a live CLI held one of its locks through 6 tries, 1-2 s apart)
   5   the CLI could not be run: not found, not executable, container missing or stopped, the
       file belongs to another user (host mode)
   7   refresh failed, will retry: the CLI failed or timed out without refreshing and nothing
@@ -85,10 +86,16 @@ With --notify-failed UNIT (the keeper's OnFailure= units run it; no poke, no cre
 A systemd timer unit should run `cli-poke --not-due-ok` (or set SuccessExitStatus=1), so that a
 run outside the window does not show as failed.
 
---force trade-off: it sets expiresAt to now (under the CLI's lock, ${CLAUDE_CONFIG_DIR}.lock),
-so the CLI refreshes on this poke. That rotates the refresh token early (harmless: the CLI is the
-only refresher), and a watcher such as cred-sync sees the changed expiry for a moment. When the
-poke does not refresh, the original expiry is put back.
+--force takes the CLI's locks as CLI 2.1.332 does, in its order: DIR/.oauth_refresh.lock (with
+a .oauth_refresh.lock.owner record naming this process), then <realpath(DIR)>.lock
+(~/.claude.lock), then DIR/.storage-write.lock around the write; DIR is the credentials file's
+directory. A live holder's lock is never broken; one whose owner record names a dead process, or
+whose mtime is older than the CLI's stale time (60 s; 15 s for .storage-write.lock), is taken over.
+
+--force trade-off: it sets expiresAt to now, so the CLI refreshes on this poke. That rotates the
+refresh token early (harmless: the CLI is the only refresher), and a watcher such as cred-sync
+sees the changed expiry for a moment. When the poke does not refresh, the original expiry is put
+back.
 
 Tokens never reach the CLI's command line or environment (token variables are removed from the
 environment it inherits); its output is logged with every token replaced by a fingerprint.
@@ -109,7 +116,11 @@ Examples:
 // Reason: these doc comments are --help text, where Markdown backticks would show literally.
 #[allow(clippy::doc_markdown)]
 struct Options {
-    /// The CLI's credentials file [default: $CLAUDE_CONFIG_DIR/.credentials.json, else ~/.claude/.credentials.json]
+    /// The CLI's credentials file [default: $CLAUDE_SECURESTORAGE_CONFIG_DIR/.credentials.json,
+    /// else $CLAUDE_CONFIG_DIR/.credentials.json, else ~/.claude/.credentials.json]
+    ///
+    /// Its directory is where --force takes the CLI's locks. A symlink is followed (its target
+    /// rewritten, the link kept, with a warning); it is never replaced by a regular file.
     ///
     /// With --container or --cli-cmd: required, the host path of the file the CLI writes (its
     /// directory bind-mounted into the container).
@@ -118,7 +129,7 @@ struct Options {
 
     /// Refresh now, however long the token has left
     ///
-    /// Sets expiresAt to now under the CLI's lock, then pokes; see the trade-off below.
+    /// Sets expiresAt to now under the CLI's locks, then pokes; see the trade-off below.
     #[arg(long, env = "KEEPER_FORCE", help_heading = "Credentials")]
     force: bool,
 
@@ -153,8 +164,13 @@ struct Options {
     /// Run the CLI through this command, e.g. 'docker compose exec -T svc claude'
     ///
     /// Split into words like a shell does (quotes, backslashes; no expansion); the CLI's
-    /// arguments are appended. Variables cli-poke sets (CLAUDE_CODE_MAX_RETRIES, the base-URL
-    /// override) go into this command's environment: a wrapper must pass them on itself.
+    /// arguments are appended. Variables cli-poke sets for the CLI (CLAUDE_CODE_MAX_RETRIES=1, and
+    /// ANTHROPIC_BASE_URL with the base-URL override) go into this command's environment, and
+    /// for `docker exec`, `docker container exec`, `docker compose … exec` and `docker-compose …
+    /// exec` also in as `-e VAR=value` right after `exec` (those do not pass the environment on).
+    /// Any other wrapper (ssh, sudo, a script) must pass them on itself, at least
+    /// CLAUDE_CODE_MAX_RETRIES=1: with its default retries the CLI takes ~3 min to fail on a dead
+    /// token, past --timeout, and the dead login is never reported.
     #[arg(long, value_name = "CMD", env = "KEEPER_CLI_CMD", allow_hyphen_values = true, help_heading = "The CLI")]
     cli_cmd: Option<String>,
 
@@ -180,6 +196,9 @@ struct Options {
     base_url_override: Override,
 
     /// CLAUDE_CODE_MAX_RETRIES for the CLI (with its default retries a dead token takes ~3 min)
+    ///
+    /// On the host in the CLI's environment; with --container and a docker exec --cli-cmd as
+    /// `-e CLAUDE_CODE_MAX_RETRIES=N` after `exec`; another --cli-cmd wrapper must pass it on.
     #[arg(long, value_name = "N", env = "KEEPER_POKE_MAX_RETRIES", default_value_t = 1, help_heading = "The CLI")]
     max_retries: u32,
 
@@ -227,6 +246,16 @@ struct Options {
     #[arg(default_value = "30m", value_parser = humantime::parse_duration)]
     notify_failing_after: Duration,
 
+    /// Warn this long before the login's hard end (0 turns it off)
+    ///
+    /// A Max login ends about 30 days after `claude auth login` (claudeAiOauth.refreshTokenExpiresAt,
+    /// CLI 2.1.203 and later); refreshes never extend it. Inside this window every run logs a
+    /// warning, and --notify-url is told at most once a day when the login ends and what to do:
+    /// `claude auth login` again, or `claude setup-token` for unattended use.
+    #[arg(long, value_name = "DURATION", env = "KEEPER_WARN_LOGIN_WITHIN", help_heading = "Re-authentication")]
+    #[arg(default_value = "3d", value_parser = humantime::parse_duration)]
+    warn_login_within: Duration,
+
     /// Do not ask a CLI on the host for a debug log
     ///
     /// By default a CLI on the host (not --container or --cli-cmd, not with --cli-args) is run
@@ -256,7 +285,7 @@ struct Options {
     #[arg(default_value = "1h", value_parser = humantime::parse_duration)]
     notify_every: Duration,
 
-    /// Where cli-poke remembers a failure streak and when it last posted [default:
+    /// Where cli-poke remembers a failure streak and when it last posted (also about the login's end) [default:
     /// /var/lib/openclaw-oauth-keeper for root, else $XDG_STATE_HOME/openclaw-oauth-keeper]
     #[arg(long, value_name = "DIR", env = "KEEPER_STATE_DIR", help_heading = "Failure reports")]
     state_dir: Option<PathBuf>,
@@ -297,6 +326,7 @@ struct Settings {
     not_due_ok: bool,
     reauth: Reauth,
     failing: Failing,
+    login_end: loginend::LoginEnd,
     /// Run a host CLI with `--debug-file` (not with custom arguments: they may not be `-p`).
     debug_log: bool,
 }
@@ -321,7 +351,7 @@ impl Settings {
         };
         let creds = match (cli.creds, &target) {
             (Some(p), _) => p,
-            (None, Target::Host { .. }) => keeper_core::paths::claude_credentials(),
+            (None, Target::Host { .. }) => default_credentials(),
             (None, _) => {
                 return Err(
                     "--container and --cli-cmd need --creds: the host path of the credentials file the CLI writes"
@@ -352,6 +382,12 @@ impl Settings {
                 notify_url: notify_url.clone(),
                 after: cli.notify_failing_after,
                 every: cli.notify_every,
+                creds: creds.clone(),
+            },
+            login_end: loginend::LoginEnd {
+                file: state_dir.join("login-ending"),
+                notify_url: notify_url.clone(),
+                within: cli.warn_login_within,
                 creds: creds.clone(),
             },
             reauth: Reauth { flag, notify_url, creds: creds.clone() },
@@ -470,6 +506,7 @@ fn poke(s: &Settings) -> u8 {
             return EXIT_CREDENTIALS;
         }
     };
+    s.login_end.check(before.refresh_token_expires_at.map(credmap::ExpiresAt::as_millis), now);
     let left = before.expires_at.remaining_ms(now);
     let due = left <= s.window_ms;
     if !due && !s.force {
@@ -500,8 +537,13 @@ fn poke(s: &Settings) -> u8 {
     let forced = if due {
         None
     } else {
-        let waiting = || info(format_args!("waiting for the CLI's lock (another refresh is running)"));
-        match creds::force_expiry(&s.creds, s.force_write, now, waiting) {
+        let waiting = |lock: &Path, holder: &str| {
+            info(format_args!(
+                "waiting for the CLI's lock {} ({holder}; another refresh or write is running)",
+                lock.display()
+            ));
+        };
+        match creds::force_expiry(&s.creds, s.force_write, now, creds::LOCK_PATIENCE, waiting) {
             Ok(f) => {
                 info(format_args!(
                     "--force: expiresAt set to now in {} (it had {} left)",
@@ -698,7 +740,7 @@ fn log_output(f: &Finished, level: Level) {
 /// Puts the original expiry back after a `--force` whose poke did not refresh.
 fn restore(s: &Settings, forced: Option<&Forced>) {
     let Some(forced) = forced else { return };
-    match creds::restore_expiry(&s.creds, s.force_write, forced) {
+    match creds::restore_expiry(&s.creds, s.force_write, forced, creds::LOCK_PATIENCE) {
         Ok(true) => info(format_args!("--force: put the original expiry {} back", forced.before.expires_at)),
         Ok(false) => {}
         Err(e) => error(format_args!("--force: cannot put the original expiry back: {e}")),
@@ -772,13 +814,27 @@ fn same_owner(creds: &Path) -> Result<(), NotRunnable> {
     )))
 }
 
+/// `CLAUDE_SECURESTORAGE_CONFIG_DIR`, when set: the CLI (2.1.332) then keeps its credentials file
+/// and its locks there instead of the config dir (docs/UPSTREAM.md, "Claude Code CLI").
+fn secure_storage_dir() -> Option<PathBuf> {
+    std::env::var_os("CLAUDE_SECURESTORAGE_CONFIG_DIR").filter(|v| !v.is_empty()).map(PathBuf::from)
+}
+
+/// The CLI's credentials file: in `CLAUDE_SECURESTORAGE_CONFIG_DIR` when that is set, else
+/// `$CLAUDE_CONFIG_DIR/.credentials.json`, else `~/.claude/.credentials.json`.
+fn default_credentials() -> PathBuf {
+    secure_storage_dir().map_or_else(keeper_core::paths::claude_credentials, |d| d.join(".credentials.json"))
+}
+
 /// `CLAUDE_CONFIG_DIR` for a CLI on the host when the credentials file is not where that CLI
-/// would look: its directory. None when it is (setting the variable to the default directory
+/// would look (its config dir, or `CLAUDE_SECURESTORAGE_CONFIG_DIR`, which it inherits): its directory. None when it is (setting the variable to the default directory
 /// would move the CLI's other state, `~/.claude.json`, into it).
 fn config_dir_for(creds: &Path) -> Option<PathBuf> {
     let norm = |p: &Path| std::fs::canonicalize(p).or_else(|_| std::path::absolute(p)).ok();
     let dir = norm(keeper_core::paths::parent_dir(creds))?;
-    (norm(&keeper_core::paths::claude_config_dir()) != Some(dir.clone())).then_some(dir)
+    let looks_there = |d: PathBuf| norm(&d).as_ref() == Some(&dir);
+    let found = looks_there(keeper_core::paths::claude_config_dir()) || secure_storage_dir().is_some_and(looks_there);
+    (!found).then_some(dir)
 }
 
 /// `docker inspect` of the container, within the poke's time limit (at most 30 s).

@@ -64,7 +64,8 @@ fn force_takes_over_a_stale_lock() {
     f.write_creds(now_ms() + 5 * HOUR);
     let lock = f.home.join(".claude.lock");
     std::fs::create_dir(&lock).unwrap();
-    let dead_holder = SystemTime::now() - Duration::from_secs(20);
+    // The CLI's stale time is 60 s (a live holder touches its lock every 5 s).
+    let dead_holder = SystemTime::now() - Duration::from_secs(61);
     std::fs::File::open(&lock).unwrap().set_modified(dead_holder).unwrap();
     let out = f.run(f.cmd().arg("--force"));
     assert_eq!(out.code, 0, "{}", out.all());
@@ -109,4 +110,29 @@ fn force_with_the_stub_on_disk_is_reauth_without_running_the_cli() {
     assert_eq!(out.code, 3, "{}", out.all());
     assert!(f.calls().is_empty());
     assert!(f.flag.exists());
+}
+
+/// With `CLAUDE_SECURESTORAGE_CONFIG_DIR` set, CLI 2.1.332 keeps the credentials file and its locks
+/// there; `--force` read `~/.claude/.credentials.json` and locked `~/.claude.lock`, and a CLI
+/// run with `CLAUDE_CONFIG_DIR` pointed at the secure-storage dir would have moved its state.
+#[test]
+fn regression_force_ignored_claude_securestorage_config_dir() {
+    let f = Fixture::new();
+    let secure = f.dir.path().join("secure");
+    std::fs::create_dir(&secure).unwrap();
+    let creds = secure.join(".credentials.json");
+    let (access, _) = f.write_creds_at(&creds, now_ms() + 5 * HOUR);
+    let out = f.run(f.cmd().arg("--force").env("CLAUDE_SECURESTORAGE_CONFIG_DIR", &secure));
+    assert_eq!(out.code, 0, "{}", out.all());
+    let after: serde_json::Value = serde_json::from_slice(&std::fs::read(&creds).unwrap()).unwrap();
+    assert_ne!(after["claudeAiOauth"]["accessToken"], access.as_str(), "the secure-storage file refreshed");
+    assert!(!f.creds.exists(), "nothing written to ~/.claude");
+    let call = &f.calls()[0];
+    assert_eq!(call["config_dir"], secure.display().to_string(), "{call}");
+    assert!(out.stderr.contains(&secure.display().to_string()), "{}", out.stderr);
+    for lock in
+        [secure.join(".oauth_refresh.lock"), secure.join(".storage-write.lock"), f.dir.path().join("secure.lock")]
+    {
+        assert!(!lock.exists(), "{} left", lock.display());
+    }
 }

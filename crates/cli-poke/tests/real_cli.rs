@@ -123,8 +123,16 @@ fn for_each_build(name: &'static str, scenario: fn(&World) -> String) {
 }
 
 /// The scenarios in the order the README matrix lists them.
-const SCENARIOS: [&str; 6] =
-    ["not due", "in the window", "--force", "dead token", "token endpoint 500", "endpoint blackholed"];
+const SCENARIOS: [&str; 8] = [
+    "not due",
+    "in the window",
+    "--force",
+    "dead token",
+    "token endpoint 500",
+    "endpoint blackholed",
+    "--force while the CLI refreshes",
+    "login's end",
+];
 
 /// Appends `build<TAB>scenario<TAB>result` to `$KEEPER_CLAUDE_MATRIX` and renders every line so
 /// far as a Markdown table into `$KEEPER_CLAUDE_MATRIX.md` (the README matrix: generated, never
@@ -459,4 +467,279 @@ fn blackhole(w: &World) -> String {
 #[test]
 fn regression_a_blackholed_token_endpoint_was_taken_for_a_dead_login() {
     for_each_build("endpoint blackholed", blackhole);
+}
+
+/// The real CLI, started by hand as a user's session would be: `claude -p 'say ok'` on this home,
+/// pointed at the mock, with one retry.
+fn spawn_cli(w: &World) -> std::process::Child {
+    let mut cmd = Command::new(&w.build.program);
+    for (k, _) in std::env::vars_os() {
+        let k = k.to_string_lossy();
+        if ["KEEPER_", "CLAUDE_", "ANTHROPIC_"].iter().any(|p| k.starts_with(p)) {
+            cmd.env_remove(&*k);
+        }
+    }
+    cmd.env("HOME", &w.home)
+        .env("CLAUDE_CODE_MAX_RETRIES", "1")
+        .args(["-p", "say ok"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    w.mock.apply_env(&mut cmd);
+    cmd.spawn().unwrap()
+}
+
+/// Waits until the CLI holds its refresh lock: `.oauth_refresh.lock` with its owner record
+/// (2.1.332), else `~/.claude.lock`.
+fn wait_for_refresh_lock(w: &World) -> Option<String> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let owner = w.claude_dir.join(".oauth_refresh.lock.owner");
+    let legacy = w.home.join(".claude.lock");
+    loop {
+        if let Ok(record) = std::fs::read_to_string(&owner) {
+            if !record.is_empty() {
+                return Some(record);
+            }
+        }
+        if w.build.version != "2.1.332" && legacy.exists() {
+            return None;
+        }
+        assert!(Instant::now() < deadline, "{}: the CLI never took its refresh lock", w.v());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn force_during_refresh(w: &World) -> String {
+    let (access, refresh) = w.write_creds(now_ms() + 2 * MINUTE);
+    w.mock.set_token_endpoint(TokenEndpoint::Blackhole);
+    let mut cli = spawn_cli(w);
+    let record = wait_for_refresh_lock(w);
+    let before = std::fs::read(&w.creds).unwrap();
+
+    // 1. A live CLI is refreshing: --force waits for its locks as the CLI would (5 more tries,
+    //    1-2 s apart), breaks none of them, writes nothing, and gives up with exit 4. (Its window
+    //    is made 1 minute, so that with 2 minutes left it forces rather than just pokes.)
+    let out = w.run(w.cli_poke().args(["--force", "--refresh-window", "1m"]));
+    assert_eq!(out.code, 4, "{}: {}", w.v(), out.stderr);
+    assert!(out.stderr.contains("waiting for the CLI's lock"), "{}", out.stderr);
+    assert!(out.stderr.contains("is held by a live process"), "{}", out.stderr);
+    assert!((5..=20).contains(&out.took.as_secs()), "{}: gave up after {:?}", w.v(), out.took);
+    assert_eq!(std::fs::read(&w.creds).unwrap(), before, "{}: nothing written under a live lock", w.v());
+    if let Some(record) = &record {
+        assert!(out.stderr.contains(&format!("pid {}, alive", cli.id())), "{}", out.stderr);
+        let now = std::fs::read_to_string(w.claude_dir.join(".oauth_refresh.lock.owner")).unwrap();
+        assert_eq!(&now, record, "{}: the live holder's owner record is untouched", w.v());
+        assert!(w.claude_dir.join(".oauth_refresh.lock").is_dir());
+        // Our own record has the CLI's shape (the same keys), so the CLI can judge ours.
+        let theirs: Value = serde_json::from_str(record).unwrap();
+        let keys: Vec<&String> = theirs.as_object().unwrap().keys().collect();
+        for k in ["pid", "procStart", "pidDomain", "pidSpace", "lockBirthtimeMs"] {
+            assert!(keys.iter().any(|t| *t == k), "{}: the CLI's record has no {k}: {record}", w.v());
+        }
+    }
+    assert!(w.home.join(".claude.lock").is_dir(), "{}: the CLI's legacy lock is untouched", w.v());
+
+    // 2. The endpoint answers again. A CLI whose token has not expired yet does not retry a
+    //    timed-out refresh (it answers with the old token), so its next run refreshes: the CLI's
+    //    change, both tokens rotated.
+    w.mock.set_token_endpoint(TokenEndpoint::default());
+    let wait = |cli: &mut std::process::Child| {
+        let deadline = Instant::now() + Duration::from_secs(150);
+        while cli.try_wait().unwrap().is_none() {
+            assert!(Instant::now() < deadline, "{}: the CLI never finished", w.v());
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    wait(&mut cli);
+    if w.mock.issued().is_empty() {
+        wait(&mut spawn_cli(w));
+    }
+    let issued = w.mock.issued();
+    assert_eq!(issued.len(), 1, "{}: the CLI refreshed once", w.v());
+    let (a1, r1, _) = w.current();
+    assert!(a1 == issued[0].access && a1 != access && r1 != refresh, "{}: the CLI's refresh is on disk", w.v());
+
+    // 3. Now --force takes the locks, re-reads the CLI's write under them and forces from it: the
+    //    CLI refreshes with its own rotated refresh token (no reuse), every other key kept.
+    let out2 = w.run(w.cli_poke().arg("--force"));
+    assert_eq!(out2.code, 0, "{}: {}", w.v(), out2.stderr);
+    let issued = w.mock.issued();
+    assert_eq!(issued.len(), 2, "{}", w.v());
+    assert_eq!(w.mock.refresh_reuses(), 0, "{}: the forced write lost the CLI's rotation", w.v());
+    assert_eq!(w.current().0, issued[1].access);
+    let doc = w.creds_json();
+    assert_eq!(doc["mcpOAuth"]["srv|1"]["accessToken"], "mcp-opaque", "{}", w.v());
+    assert_eq!(doc["trustedDeviceToken"], "opaque-device", "{}", w.v());
+    w.assert_no_lock_left();
+
+    // 4. (2.1.332) A CLI killed while it holds the locks leaves them and its owner record: a
+    //    waiting --force takes them over at its next try, from the record's dead pid, not after
+    //    the 60 s stale time.
+    let mut killed = String::new();
+    if record.is_some() {
+        let _ = w.write_creds(now_ms() + 2 * MINUTE);
+        w.mock.set_token_endpoint(TokenEndpoint::Blackhole);
+        let mut cli = spawn_cli(w);
+        wait_for_refresh_lock(w);
+        let mut force = w.cli_poke();
+        force.args(["--force", "--refresh-window", "1m"]);
+        force.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
+        let start = Instant::now();
+        let child = force.spawn().unwrap();
+        std::thread::sleep(Duration::from_millis(700));
+        w.mock.set_token_endpoint(TokenEndpoint::default());
+        cli.kill().unwrap();
+        cli.wait().unwrap();
+        let out3 = child.wait_with_output().unwrap();
+        let took = start.elapsed();
+        let stderr = String::from_utf8_lossy(&out3.stderr).into_owned();
+        assert!(!has_token_shape(&stderr), "{stderr}");
+        assert_eq!(out3.status.code(), Some(0), "{}: {stderr}", w.v());
+        assert!(stderr.contains("waiting for the CLI's lock"), "{stderr}");
+        assert!(stderr.contains("owner record names pid"), "{stderr}");
+        assert!(took < Duration::from_secs(30), "{}: took over only after {took:?}", w.v());
+        w.assert_no_lock_left();
+        killed = format!("; a killed CLI's locks taken over from its owner record ({:.1}s)", took.as_secs_f64());
+    }
+    format!(
+        "no lock broken, gave up (exit 4, {:.1}s); after the CLI's refresh --force kept it, 0 reuses (exit 0){killed}",
+        out.took.as_secs_f64()
+    )
+}
+
+/// `--force` held only `~/.claude.lock`; CLI 2.1.332 takes `.oauth_refresh.lock` first and
+/// `.storage-write.lock` around every write, so a forced write could land in the middle of the
+/// CLI's own and one of the two changes was lost.
+#[test]
+fn regression_force_held_only_the_legacy_lock_and_raced_the_cli() {
+    for_each_build("--force while the CLI refreshes", force_during_refresh);
+}
+
+fn login_end(w: &World) -> String {
+    let hook = Webhook::start();
+    let (access, _) = w.write_creds(now_ms() + 2 * MINUTE);
+    // As a sign-in 28 days ago left it: the CLI adds the field only at sign-in; a refresh keeps
+    // the earlier of the file's date and the answer's.
+    let signed_in_end = now_ms() + 2 * 24 * HOUR * 15;
+    let mut doc = w.creds_json();
+    doc["claudeAiOauth"]["refreshTokenExpiresAt"] = json!(signed_in_end);
+    std::fs::write(&w.creds, doc.to_string()).unwrap();
+    let two_days = 2 * 24 * 3600;
+    w.mock.set_token_endpoint(TokenEndpoint::Rotate {
+        expires_in: 28_800,
+        refresh_token_expires_in: Some(two_days),
+        include_refresh_token: true,
+    });
+    let out = w.run(w.cli_poke().args(["--notify-url", &hook.url]));
+    assert_eq!(out.code, 0, "{}: {}", w.v(), out.stderr);
+    assert_ne!(w.current().0, access);
+    let end = w.creds_json()["claudeAiOauth"]["refreshTokenExpiresAt"].as_i64();
+    let records = w.build.version == "2.1.332";
+    // The next runs (not due) read the CLI's record of the login's end.
+    let next = w.run(w.cli_poke().args(["--notify-url", &hook.url]));
+    assert_eq!(next.code, 1, "{}: {}", w.v(), next.stderr);
+    let again = w.run(w.cli_poke().args(["--notify-url", &hook.url]));
+    let te = Command::new(common::token_expiry())
+        .env("KEEPER_CONFIG", "/dev/null")
+        .args(["--login-within", "3d"])
+        .arg(&w.creds)
+        .output()
+        .unwrap();
+    let te_text = String::from_utf8_lossy(&te.stdout).into_owned();
+    if records {
+        let end = end.unwrap_or_else(|| panic!("{}: no refreshTokenExpiresAt written", w.v()));
+        let want = now_ms() + i64::try_from(two_days).unwrap() * 1000;
+        assert!((want - 5 * MINUTE..=want).contains(&end), "{}: refreshTokenExpiresAt {end}, want ~{want}", w.v());
+        assert!(next.stderr.contains("warning: the Claude login ends"), "{}", next.stderr);
+        assert!(again.stderr.contains("warning: the Claude login ends"), "{}", again.stderr);
+        let posts = hook.received();
+        assert_eq!(posts.len(), 1, "{}: one post a day", w.v());
+        assert!(posts[0].contains("claude auth login") && posts[0].contains("claude setup-token"), "{}", posts[0]);
+        assert_eq!(te.status.code(), Some(6), "{te_text}");
+        assert!(te_text.contains("login-ending") && te_text.contains("login ends "), "{te_text}");
+        format!(
+            "refreshTokenExpiresAt moved to the earlier date (the answer's); warned, 1 post; token-expiry --login-within exit 6 ({:.1}s)",
+            out.took.as_secs_f64()
+        )
+    } else {
+        assert!(end.is_none_or(|e| e == signed_in_end), "{}: this build does not move the login's end", w.v());
+        assert!(!next.stderr.contains("login ends") && hook.received().is_empty(), "{}", next.stderr);
+        assert_eq!(te.status.code(), Some(0), "{te_text}");
+        let kept = if end.is_some() { "kept as it was" } else { "dropped" };
+        format!("refreshTokenExpiresAt {kept} (before 2.1.203): no warning ({:.1}s)", out.took.as_secs_f64())
+    }
+}
+
+/// The login's hard end (`refreshTokenExpiresAt`: set at sign-in, and on a refresh the earlier of
+/// it and the token answer's `refresh_token_expires_in`) was read by nothing: the keeper learnt of
+/// it when the login died.
+#[test]
+fn regression_the_real_clis_login_end_was_not_warned_about() {
+    for_each_build("login's end", login_end);
+}
+
+/// A `cli-poke --force` killed while it holds the CLI's locks (SIGKILL: no clean-up) leaves them
+/// with its owner record. Unless the CLI accepts that record (its shape, `pidDomain`, `pidSpace`,
+/// the locks' birth times), it cannot tell the holder is dead and is locked out until the locks go
+/// stale (60 s), answering with the old token meanwhile.
+#[test]
+fn regression_a_killed_force_locked_the_cli_out_until_its_locks_went_stale() {
+    for build in builds().into_iter().filter(|b| b.version == "2.1.332") {
+        std::thread::spawn(move || {
+            isolate_network().unwrap();
+            let w = World::new(build);
+            let (access, _) = w.write_creds(now_ms() + 2 * MINUTE);
+            let body = std::fs::read(&w.creds).unwrap();
+            // A FIFO for a credentials file: cli-poke's first read gets the file, its re-read
+            // under the locks blocks, holding them, until it is killed.
+            std::fs::remove_file(&w.creds).unwrap();
+            nix::unistd::mkfifo(&w.creds, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+            let mut poke = w.cli_poke();
+            poke.args(["--force", "--refresh-window", "1m"]).stdout(std::process::Stdio::null());
+            poke.stderr(std::process::Stdio::null());
+            let mut child = poke.spawn().unwrap();
+            std::fs::write(&w.creds, &body).unwrap(); // the first read
+            let owner = w.claude_dir.join(".oauth_refresh.lock.owner");
+            let deadline = Instant::now() + Duration::from_secs(20);
+            let record = loop {
+                if let Ok(r) = std::fs::read_to_string(&owner) {
+                    if r.contains(&format!("\"pid\":{}", child.id())) {
+                        break r;
+                    }
+                }
+                assert!(Instant::now() < deadline, "cli-poke never took the locks");
+                std::thread::sleep(Duration::from_millis(20));
+            };
+            std::thread::sleep(Duration::from_millis(200));
+            assert!(w.claude_dir.join(".storage-write.lock").is_dir() && w.home.join(".claude.lock").is_dir());
+            child.kill().unwrap();
+            child.wait().unwrap();
+            std::fs::remove_file(&w.creds).unwrap();
+            std::fs::write(&w.creds, &body).unwrap();
+            // The CLI's turn: in its window, it must take the dead holder's locks and refresh.
+            // (.storage-write.lock has no owner record; it goes stale after 15 s.)
+            let start = Instant::now();
+            let mut cli = spawn_cli(&w);
+            let deadline = Instant::now() + Duration::from_secs(120);
+            while cli.try_wait().unwrap().is_none() {
+                assert!(Instant::now() < deadline, "the CLI never finished");
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            let took = start.elapsed();
+            let issued = w.mock.issued();
+            assert_eq!(issued.len(), 1, "the CLI did not refresh past our dead holder's locks: {record}");
+            // The refresh locks went by the record (the 60 s stale time would take longer); the
+            // storage lock by its 15 s stale time.
+            assert!(took < Duration::from_secs(45), "took {took:?}: the CLI waited for the stale time");
+            assert!(w.current().0 != access && w.current().0 == issued[0].access);
+            w.assert_no_lock_left();
+            let _ = writeln!(
+                std::io::stderr().lock(),
+                "real_cli: 2.1.332 took over a killed cli-poke's locks from its owner record and refreshed in {:.1}s",
+                took.as_secs_f64()
+            );
+        })
+        .join()
+        .unwrap();
+    }
 }

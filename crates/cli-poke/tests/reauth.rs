@@ -257,3 +257,91 @@ fn regression_a_long_failure_streak_told_nobody() {
     assert_eq!(bodies.len(), 3);
     assert!(bodies[2].contains("recovered: the token refreshed again, after 4 failed refreshes"), "{}", bodies[2]);
 }
+
+/// Sets `claudeAiOauth.refreshTokenExpiresAt` (the login's hard end) in the fixture's file.
+fn set_login_end(f: &Fixture, end_ms: i64) {
+    let mut v = f.creds_json();
+    v["claudeAiOauth"]["refreshTokenExpiresAt"] = serde_json::json!(end_ms);
+    std::fs::write(&f.creds, v.to_string()).unwrap();
+}
+
+/// A Max login ends ~30 days after `claude auth login` whatever the refreshes do; the keeper
+/// learnt of it only once the login was dead. Now a human is warned days ahead, through the same
+/// webhook, at most once a day, with when and what to do; and the REAUTH that follows names the
+/// 30-day limit.
+#[test]
+fn regression_the_logins_hard_end_was_learnt_only_once_dead() {
+    let f = Fixture::new();
+    let hook = Webhook::start();
+    let clock = f.dir.path().join("clock");
+    let t0 = now_ms();
+    keeper_core::clock::set_fake_now_ms(&clock, t0).unwrap();
+    let state = f.dir.path().join("state");
+    let run = |extra: &[&str]| {
+        let mut cmd = f.cmd();
+        cmd.env("KEEPER_FAKE_CLOCK_FILE", &clock).env("KEEPER_STATE_DIR", &state).args(["--notify-url", &hook.url]);
+        f.run(cmd.args(extra))
+    };
+    f.write_creds(t0 + 30 * HOUR);
+    let end = t0 + 2 * 24 * HOUR;
+    set_login_end(&f, end);
+    let end_text = credmap::ExpiresAt::from_millis(end).unwrap().to_string();
+
+    // 2 days left: outside a 1-day window nothing is said
+    let out = run(&["--warn-login-within", "1d"]);
+    assert_eq!(out.code, 1, "{}", out.all());
+    assert!(!out.stderr.contains("login ends") && hook.received().is_empty(), "{}", out.stderr);
+
+    // inside the default 3 days: a warning in the log and one post, saying when and what to do
+    let out = run(&[]);
+    assert_eq!(out.code, 1, "not due as before: {}", out.all());
+    assert!(out.stderr.contains(&format!("warning: the Claude login ends {end_text} (in 2d)")), "{}", out.stderr);
+    let posts = hook.received();
+    assert_eq!(posts.len(), 1);
+    let text = serde_json::from_str::<serde_json::Value>(&posts[0]).unwrap()["text"].as_str().unwrap().to_owned();
+    for needle in
+        [end_text.as_str(), "claude auth login", "claude setup-token", "30 days", &f.creds.display().to_string()]
+    {
+        assert!(text.contains(needle), "{needle:?} missing from {text}");
+    }
+    assert!(!has_token_shape(&text), "{text}");
+    assert!(state.join("login-ending").is_file(), "the last post is remembered in the state dir");
+
+    // every run warns in the log, the webhook hears it at most once a day
+    for _ in 0..3 {
+        let out = run(&[]);
+        assert!(out.stderr.contains("the Claude login ends"), "{}", out.stderr);
+    }
+    assert_eq!(hook.received().len(), 1);
+    keeper_core::clock::set_fake_now_ms(&clock, t0 + 23 * HOUR).unwrap();
+    run(&[]);
+    assert_eq!(hook.received().len(), 1, "not within the day");
+    keeper_core::clock::set_fake_now_ms(&clock, t0 + 25 * HOUR).unwrap();
+    let out = run(&[]);
+    assert!(out.stderr.contains("(in 23h)"), "{}", out.stderr);
+    assert_eq!(hook.received().len(), 2, "a day later, once more");
+    // the variable --help names
+    let mut cmd = f.cmd();
+    cmd.env("KEEPER_FAKE_CLOCK_FILE", &clock).env("KEEPER_STATE_DIR", &state).env("KEEPER_WARN_LOGIN_WITHIN", "0s");
+    assert!(!f.run(&mut cmd).stderr.contains("the Claude login ends"), "0 turns it off");
+
+    // a new login (a new end, far away) forgets the warning
+    set_login_end(&f, t0 + 30 * 24 * HOUR);
+    run(&[]);
+    assert!(!state.join("login-ending").exists());
+    assert_eq!(hook.received().len(), 2);
+
+    // the login reached its end: the CLI's stub says loginEnded: time_limit, and the REAUTH says so
+    let stub = serde_json::json!({"claudeAiOauth": {"accessToken": "", "refreshToken": "", "expiresAt": 0,
+        "scopes": ["user:inference"], "subscriptionType": "max", "loginEnded": "time_limit"}});
+    std::fs::write(&f.creds, stub.to_string()).unwrap();
+    let out = run(&[]);
+    assert_eq!(out.code, 3, "{}", out.all());
+    let reason = flag_field(&f, "reason").unwrap();
+    assert!(reason.contains("time_limit") && reason.contains("30 days"), "{reason}");
+    let last = hook.received().pop().unwrap();
+    assert!(last.contains("30 days"), "{last}");
+
+    let help = f.run(f.cmd().arg("--help")).stdout;
+    assert!(help.contains("--warn-login-within") && help.contains("KEEPER_WARN_LOGIN_WITHIN"), "{help}");
+}

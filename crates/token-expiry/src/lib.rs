@@ -18,15 +18,21 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 const AFTER_HELP: &str = "\
-Exit status (with several FILEs the worst wins: 4 > 3 > 2 > 1 > 5 > 0):
-  0   valid: not expired (with --within: more than DURATION left)
+Exit status (with several FILEs the worst wins: 4 > 3 > 2 > 1 > 6 > 5 > 0):
+  0   valid: not expired (with --within: more than DURATION left; with --login-within: the
+      login has more than DURATION left, or the file records no login end)
   1   expires within DURATION (--within)
   2   already expired
   3   logged-out stub: the CLI's refresh failed; a human must run `claude auth login`
   4   unreadable or invalid input: missing, a directory, empty, truncated or malformed JSON,
       wrong field types, binary, larger than 1 MiB, unrecognised format, no such entry
   5   no expiry recorded (bare token, KEY=value file, systemd drop-in)
+  6   the access token is fine, but the login ends within DURATION (--login-within) or has
+      ended: a human must run `claude auth login` before then (or use `claude setup-token`)
   64  usage error
+
+The login's end is the CLI's claudeAiOauth.refreshTokenExpiresAt (CLI 2.1.203 and later): about
+30 days after `claude auth login`, and no refresh moves it.
 
 With --wait-until-within: 0 once the token has DURATION or less left (at once if it already
 has), 3 for a logged-out stub, 4 when the directory cannot be watched, 5 when the file records
@@ -56,6 +62,7 @@ struct Cli {
     ///
     /// Any mix of Claude CLI .credentials.json, OpenClaw oauth.json and auth-profiles.json,
     /// KEY=value files, systemd drop-ins and bare tokens. Without FILE (and KEEPER_CREDENTIALS):
+    /// $CLAUDE_SECURESTORAGE_CONFIG_DIR/.credentials.json, else
     /// $CLAUDE_CONFIG_DIR/.credentials.json, else ~/.claude/.credentials.json.
     #[arg(value_name = "FILE", env = "KEEPER_CREDENTIALS")]
     files: Vec<PathBuf>,
@@ -72,8 +79,10 @@ struct Cli {
     /// One JSON object per file and line (same as --output json)
     ///
     /// Fields: file, format, profile (auth-profiles.json only), status (ok, within, expired,
-    /// logged-out, invalid, no-expiry), exit_code, expires_at (RFC 3339), expires_at_ms,
-    /// remaining_seconds, fingerprint, refresh_token_expires_at (when recorded), error (invalid
+    /// logged-out, invalid, no-expiry, login-ending), exit_code, expires_at (RFC 3339),
+    /// expires_at_ms, remaining_seconds, fingerprint; when the file records the login's end
+    /// (refreshTokenExpiresAt): login_expires_at (RFC 3339), login_expires_at_ms,
+    /// login_remaining_seconds and, the same instant, refresh_token_expires_at; error (invalid
     /// files).
     #[arg(long, help_heading = "Output", conflicts_with_all = ["seconds", "prometheus"])]
     json: bool,
@@ -89,8 +98,9 @@ struct Cli {
     ///
     /// For node_exporter's textfile collector, labelled file="PATH":
     /// openclaw_keeper_token_expiry_timestamp_seconds, openclaw_keeper_token_remaining_seconds,
-    /// openclaw_keeper_token_valid (1/0) and openclaw_keeper_token_read_ok (0 for a file that
-    /// cannot be read or understood). The exit status is as usual: do not chain the rename of
+    /// openclaw_keeper_token_login_expiry_timestamp_seconds (when the login ends; only for files
+    /// that record it), openclaw_keeper_token_valid (1/0) and openclaw_keeper_token_read_ok (0 for
+    /// a file that cannot be read or understood). The exit status is as usual: do not chain the rename of
     /// the .prom file with &&.
     #[arg(long, help_heading = "Output")]
     prometheus: bool,
@@ -102,6 +112,16 @@ struct Cli {
     #[arg(long, value_name = "DURATION", env = "KEEPER_WITHIN", help_heading = "Checks")]
     #[arg(value_parser = humantime::parse_duration)]
     within: Option<Duration>,
+
+    /// Exit 6 when the login ends within DURATION (e.g. 3d), however long the access token has
+    ///
+    /// The login's end is claudeAiOauth.refreshTokenExpiresAt (CLI 2.1.203 and later): about 30
+    /// days after `claude auth login`; refreshes never move it, only a new login does. Status
+    /// "login-ending" and exit 6 when DURATION or less is left (or it has passed) and the access
+    /// token is otherwise fine; a file that records no login end passes.
+    #[arg(long, value_name = "DURATION", env = "KEEPER_LOGIN_WITHIN", help_heading = "Checks")]
+    #[arg(value_parser = humantime::parse_duration)]
+    login_within: Option<Duration>,
 
     /// Read every FILE as this format instead of detecting it
     #[arg(long, value_name = "NAME", env = "KEEPER_FORMAT", value_parser = format_parser(), help_heading = "Checks")]
@@ -172,7 +192,7 @@ fn run(cli: Cli) -> ExitCode {
         _ => cli.output,
     };
     let settings = Settings { format: cli.format, profile_id: cli.profile_id, key: cli.key };
-    let files = if cli.files.is_empty() { vec![keeper_core::paths::claude_credentials()] } else { cli.files };
+    let files = if cli.files.is_empty() { vec![default_credentials()] } else { cli.files };
 
     if let Some(window) = cli.wait_until_within {
         return match files.as_slice() {
@@ -187,7 +207,7 @@ fn run(cli: Cli) -> ExitCode {
         .iter()
         .map(|f| {
             let r = report::inspect(&Source::from_arg(f), &settings);
-            let status = r.status(now, cli.within);
+            let status = r.status(now, cli.within, cli.login_within);
             (r, status)
         })
         .collect();
@@ -228,6 +248,15 @@ fn write_output(mode: OutputMode, judged: &[(Report, Status)], now: i64, key: &s
         }
     }
     stdout.flush()
+}
+
+/// The CLI's credentials file: in `CLAUDE_SECURESTORAGE_CONFIG_DIR` when that is set (CLI 2.1.332
+/// keeps it there; docs/UPSTREAM.md, "Claude Code CLI"), else `$CLAUDE_CONFIG_DIR/.credentials.json`,
+/// else `~/.claude/.credentials.json`.
+fn default_credentials() -> PathBuf {
+    std::env::var_os("CLAUDE_SECURESTORAGE_CONFIG_DIR")
+        .filter(|v| !v.is_empty())
+        .map_or_else(keeper_core::paths::claude_credentials, |d| PathBuf::from(d).join(".credentials.json"))
 }
 
 fn usage_error(message: &str) -> ExitCode {

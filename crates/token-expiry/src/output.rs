@@ -23,6 +23,18 @@ pub(crate) fn remaining_text(expires_ms: i64, now_ms: i64) -> String {
     if ms > 0 { format!("{} left", human((ms / 1000) as u64)) } else { format!("{} ago", human((-ms / 1000) as u64)) }
 }
 
+/// `login ends 2026-05-31T12:00:00Z (in 29d 23h)` / `login ended … (2h ago)`: the CLI's
+/// `refreshTokenExpiresAt`, the hard end of the login that no refresh moves.
+pub(crate) fn login_text(end_ms: i64, now_ms: i64) -> String {
+    let at = credmap::ExpiresAt::from_millis(end_ms).map_or_else(|_| end_ms.to_string(), |e| e.to_string());
+    let ms = end_ms - now_ms;
+    if ms > 0 {
+        format!("login ends {at} (in {}; then `claude auth login`)", human((ms / 1000) as u64))
+    } else {
+        format!("login ended {at} ({} ago; run `claude auth login`)", human((-ms / 1000) as u64))
+    }
+}
+
 /// `claude`, or `openclaw-profiles profile anthropic:claude-code`, or `dotenv ANTHROPIC_OAUTH_TOKEN`.
 fn source_kind(r: &Report, key: &str) -> String {
     let Some(format) = r.format else { return "unknown format".to_owned() };
@@ -47,8 +59,8 @@ pub(crate) fn text_line((r, status): &Judged, now_ms: i64, key: &str) -> Option<
                 remaining_text(expires_at.as_millis(), now_ms),
                 source_kind(r, key)
             );
-            if let Some(rt) = refresh_expires_at {
-                let _ = write!(line, ", refresh token expires {rt}");
+            if let Some(end) = refresh_expires_at {
+                let _ = write!(line, ", {}", login_text(end.as_millis(), now_ms));
             }
             line
         }
@@ -100,8 +112,12 @@ pub(crate) fn json_line((r, status): &Judged, now_ms: i64) -> String {
             o.insert("expires_at_ms".into(), Value::from(expires_at.as_millis()));
             o.insert("remaining_seconds".into(), Value::from(remaining_seconds(expires_at.as_millis(), now_ms)));
             o.insert("fingerprint".into(), Value::from(token.fingerprint().to_string()));
-            if let Some(rt) = refresh_expires_at {
-                o.insert("refresh_token_expires_at".into(), Value::from(rt.to_string()));
+            if let Some(end) = refresh_expires_at {
+                o.insert("login_expires_at".into(), Value::from(end.to_string()));
+                o.insert("login_expires_at_ms".into(), Value::from(end.as_millis()));
+                o.insert("login_remaining_seconds".into(), Value::from(remaining_seconds(end.as_millis(), now_ms)));
+                // The same instant under its earlier name, for existing consumers.
+                o.insert("refresh_token_expires_at".into(), Value::from(end.to_string()));
             }
         }
         Outcome::NoExpiry { token } => {
@@ -132,7 +148,7 @@ pub(crate) fn escape_label(value: &str) -> String {
 /// `--prometheus`: `node_exporter` textfile metrics, each family once with its series together.
 pub(crate) fn prometheus(judged: &[Judged], now_ms: i64) -> String {
     type Sample = fn(&Judged, i64) -> Option<String>;
-    let families: [(&str, &str, Sample); 4] = [
+    let families: [(&str, &str, Sample); 5] = [
         (
             "openclaw_keeper_token_expiry_timestamp_seconds",
             "When the OAuth access token expires, as Unix time.",
@@ -144,10 +160,15 @@ pub(crate) fn prometheus(judged: &[Judged], now_ms: i64) -> String {
             |(r, _), now| expiry_ms(r).map(|ms| remaining_seconds(ms, now).to_string()),
         ),
         (
+            "openclaw_keeper_token_login_expiry_timestamp_seconds",
+            "When the login ends (claudeAiOauth.refreshTokenExpiresAt; refreshes never move it), as Unix time.",
+            |(r, _), _| login_ms(r).map(|ms| ms.div_euclid(1000).to_string()),
+        ),
+        (
             "openclaw_keeper_token_valid",
             "1 when the token has not expired, 0 when it has or the file is a logged-out stub or unreadable.",
             |(_, status), _| match status {
-                Status::Ok | Status::Within => Some("1".into()),
+                Status::Ok | Status::Within | Status::LoginEnding => Some("1".into()),
                 Status::Expired | Status::LoggedOut | Status::Invalid => Some("0".into()),
                 Status::NoExpiry => None,
             },
@@ -169,6 +190,13 @@ pub(crate) fn prometheus(judged: &[Judged], now_ms: i64) -> String {
         }
     }
     out
+}
+
+fn login_ms(r: &Report) -> Option<i64> {
+    match &r.outcome {
+        Outcome::Expiry { refresh_expires_at: Some(end), .. } => Some(end.as_millis()),
+        _ => None,
+    }
 }
 
 fn expiry_ms(r: &Report) -> Option<i64> {

@@ -40,7 +40,8 @@ pub(crate) enum Outcome {
         token: Secret,
         /// When it expires.
         expires_at: ExpiresAt,
-        /// When the refresh token expires, when the file records it.
+        /// When the login ends (the CLI's `refreshTokenExpiresAt`: the refresh token's hard end,
+        /// which no refresh extends), when the file records it.
         refresh_expires_at: Option<ExpiresAt>,
     },
     /// A token in a format that records no expiry.
@@ -107,6 +108,8 @@ pub(crate) enum Status {
     Invalid,
     /// No expiry recorded.
     NoExpiry,
+    /// The access token is fine, but the login ends within `--login-within` (or has ended).
+    LoginEnding,
 }
 
 impl Status {
@@ -119,6 +122,7 @@ impl Status {
             Self::LoggedOut => "logged-out",
             Self::Invalid => "invalid",
             Self::NoExpiry => "no-expiry",
+            Self::LoginEnding => "login-ending",
         }
     }
 
@@ -131,32 +135,49 @@ impl Status {
             Self::LoggedOut => 3,
             Self::Invalid => 4,
             Self::NoExpiry => 5,
+            Self::LoginEnding => EXIT_LOGIN_ENDING,
         }
     }
 
-    /// How bad it is; with several inputs the worst wins (4 > 3 > 2 > 1 > 5 > 0).
+    /// How bad it is; with several inputs the worst wins (4 > 3 > 2 > 1 > 6 > 5 > 0).
     pub(crate) fn rank(self) -> u8 {
         match self {
             Self::Ok => 0,
             Self::NoExpiry => 1,
-            Self::Within => 2,
-            Self::Expired => 3,
-            Self::LoggedOut => 4,
-            Self::Invalid => 5,
+            Self::LoginEnding => 2,
+            Self::Within => 3,
+            Self::Expired => 4,
+            Self::LoggedOut => 5,
+            Self::Invalid => 6,
         }
     }
 }
 
+/// The exit code of [`Status::LoginEnding`]: the login ends within `--login-within`.
+pub(crate) const EXIT_LOGIN_ENDING: u8 = 6;
+
+/// Whether `remaining_ms` is `window` or less (negative: already past).
+fn inside(remaining_ms: i64, window: Duration) -> bool {
+    u128::try_from(remaining_ms).map_or(true, |r| r <= window.as_millis())
+}
+
 impl Report {
-    /// The verdict at `now_ms`, with the `--within` window if any.
-    pub(crate) fn status(&self, now_ms: i64, within: Option<Duration>) -> Status {
+    /// The verdict at `now_ms`, with the `--within` and `--login-within` windows if any. The
+    /// access token's state comes first: a login ending soon is reported only for a token that is
+    /// otherwise fine (and only when the file records the login's end).
+    pub(crate) fn status(&self, now_ms: i64, within: Option<Duration>, login_within: Option<Duration>) -> Status {
         match &self.outcome {
-            Outcome::Expiry { expires_at, .. } => {
+            Outcome::Expiry { expires_at, refresh_expires_at, .. } => {
                 let remaining = expires_at.remaining_ms(now_ms);
                 if remaining <= 0 {
                     Status::Expired
-                } else if within.is_some_and(|w| u128::try_from(remaining).is_ok_and(|r| r <= w.as_millis())) {
+                } else if within.is_some_and(|w| inside(remaining, w)) {
                     Status::Within
+                } else if login_within
+                    .zip(*refresh_expires_at)
+                    .is_some_and(|(w, end)| inside(end.remaining_ms(now_ms), w))
+                {
+                    Status::LoginEnding
                 } else {
                     Status::Ok
                 }

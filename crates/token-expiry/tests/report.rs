@@ -173,7 +173,7 @@ fn help_documents_the_exit_codes_and_exits_0() {
         .assert()
         .code(0)
         .stdout(predicate::str::contains("64  usage error"))
-        .stdout(predicate::str::contains("4 > 3 > 2 > 1 > 5 > 0"))
+        .stdout(predicate::str::contains("4 > 3 > 2 > 1 > 6 > 5 > 0"))
         .stdout(predicate::str::contains("128+N"));
 }
 
@@ -347,6 +347,9 @@ fn prometheus_text_is_exact_and_escapes_labels() {
          Seconds until the OAuth access token expires (negative once expired).",
         "# TYPE openclaw_keeper_token_remaining_seconds gauge",
         &format!("openclaw_keeper_token_remaining_seconds{{file=\"{label}\"}} {remaining}"),
+        "# HELP openclaw_keeper_token_login_expiry_timestamp_seconds \
+         When the login ends (claudeAiOauth.refreshTokenExpiresAt; refreshes never move it), as Unix time.",
+        "# TYPE openclaw_keeper_token_login_expiry_timestamp_seconds gauge",
         "# HELP openclaw_keeper_token_valid \
          1 when the token has not expired, 0 when it has or the file is a logged-out stub or unreadable.",
         "# TYPE openclaw_keeper_token_valid gauge",
@@ -415,6 +418,23 @@ fn default_file_is_the_claude_credentials_and_keeper_credentials_overrides_it() 
         .stdout(predicate::str::starts_with(format!("{}: ok", p(&f))));
     let other = write(dir.path(), "other.json", stub_json());
     cmd().env("CLAUDE_CONFIG_DIR", dir.path()).env("KEEPER_CREDENTIALS", &other).assert().code(3);
+}
+
+/// CLI 2.1.332 keeps the credentials file in `CLAUDE_SECURESTORAGE_CONFIG_DIR` when that is set;
+/// token-expiry's default ignored it and reported the config dir's stale or missing file.
+#[test]
+fn regression_the_default_file_ignored_claude_securestorage_config_dir() {
+    let dir = tempfile::tempdir().unwrap();
+    let secure = dir.path().join("secure");
+    std::fs::create_dir(&secure).unwrap();
+    let f = write(&secure, ".credentials.json", claude_json(&access_token(), now_ms() + HOUR));
+    write(dir.path(), ".credentials.json", stub_json());
+    cmd()
+        .env("CLAUDE_CONFIG_DIR", dir.path())
+        .env("CLAUDE_SECURESTORAGE_CONFIG_DIR", &secure)
+        .assert()
+        .code(0)
+        .stdout(predicate::str::starts_with(format!("{}: ok", p(&f))));
 }
 
 #[test]
@@ -570,4 +590,76 @@ fn bad_input_gives_one_error_line_naming_the_file() {
     exact.resize(1024 * 1024, b' ');
     let f = write(d, "exact.json", &exact);
     cmd().arg(&f).assert().code(0);
+}
+
+// ---- the login's hard end (issue 15, item 5) --------------------------------------------------
+
+/// A Max login ends ~30 days after `claude auth login` (`refreshTokenExpiresAt`, never moved by a
+/// refresh); token-expiry showed it only as a side note in the text and JSON, not in Prometheus,
+/// and nothing could check it, so the keeper learnt of it when the login was already dead.
+#[test]
+fn regression_the_logins_hard_end_was_not_shown_or_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    let tok = access_token();
+    let expires = now_ms() + 8 * HOUR;
+    let login_end = now_ms() + 2 * 24 * HOUR;
+    let f = write(dir.path(), ".credentials.json", claude_json_with_refresh_expiry(&tok, expires, login_end));
+    let plain = write(dir.path(), "plain.json", claude_json(&access_token(), now_ms() + 8 * HOUR));
+
+    // text: the login's end, when and what to do
+    let (code, out, _) = run([&f]);
+    assert_eq!(code, 0, "without --login-within the login's end is shown, not judged");
+    assert!(out.contains(&format!(", login ends {} (in 1d 23h 59m", rfc3339(login_end))), "{out}");
+    assert!(out.contains("claude auth login"), "{out}");
+
+    // --login-within: its own exit code 6, status login-ending; more left passes
+    let (code, out, _) = run([Path::new("--login-within"), Path::new("3d"), &f]);
+    assert_eq!(code, 6, "{out}");
+    assert!(out.contains(": login-ending, 7h 59m"), "{out}");
+    cmd().args(["--login-within", "1d"]).arg(&f).assert().code(0);
+    // a file that records no login end passes the check
+    cmd().args(["--login-within", "3d"]).arg(&plain).assert().code(0);
+    // the access token's own state comes first: --within wins, and 1 outranks 6 across files
+    cmd().args(["--login-within", "3d", "--within", "9h"]).arg(&f).assert().code(1);
+    let soon = write(dir.path(), "soon.json", claude_json(&access_token(), now_ms() + 30 * MINUTE));
+    cmd().args(["--login-within", "3d", "--within", "1h"]).arg(&f).arg(&soon).assert().code(1);
+    cmd().args(["--login-within", "3d"]).arg(&f).arg(&plain).assert().code(6);
+    // an ended login with a still-valid access token
+    let ended = write(
+        dir.path(),
+        "ended.json",
+        claude_json_with_refresh_expiry(&access_token(), now_ms() + HOUR, now_ms() - 2 * HOUR),
+    );
+    let (code, out, _) = run([Path::new("--login-within"), Path::new("1s"), &ended]);
+    assert_eq!(code, 6);
+    assert!(out.contains("login ended ") && out.contains("ago; run `claude auth login`"), "{out}");
+    // the environment variable named in --help
+    cmd().env("KEEPER_LOGIN_WITHIN", "3d").arg(&f).assert().code(6);
+
+    // --json
+    let (code, out, _) = run([Path::new("--json"), Path::new("--login-within"), Path::new("3d"), &f]);
+    assert_eq!(code, 6);
+    let v = &json_lines(&out)[0];
+    assert_eq!(v["status"], "login-ending");
+    assert_eq!(v["exit_code"], 6);
+    assert_eq!(v["login_expires_at"], rfc3339(login_end));
+    assert_eq!(v["login_expires_at_ms"], login_end);
+    let left = v["login_remaining_seconds"].as_i64().unwrap();
+    assert!((2 * 86_400 - 10..=2 * 86_400).contains(&left), "{left}");
+    assert_eq!(v["refresh_token_expires_at"], rfc3339(login_end));
+    let (_, out, _) = run([Path::new("--json"), &plain]);
+    assert!(json_lines(&out)[0].get("login_expires_at").is_none());
+
+    // --prometheus: a gauge for the files that record it
+    let (_, out, _) = run([Path::new("--prometheus"), &f, &plain]);
+    let name = "openclaw_keeper_token_login_expiry_timestamp_seconds";
+    assert!(out.contains(&format!("# TYPE {name} gauge\n")), "{out}");
+    assert!(out.contains(&format!("{name}{{file=\"{}\"}} {}\n", p(&f), login_end.div_euclid(1000))), "{out}");
+    assert!(!out.contains(&format!("{name}{{file=\"{}\"}}", p(&plain))), "{out}");
+
+    // --help documents the flag, its variable and the exit code
+    let help = cmd().arg("--help").output().unwrap();
+    let help = String::from_utf8_lossy(&help.stdout);
+    assert!(help.contains("--login-within") && help.contains("KEEPER_LOGIN_WITHIN"), "{help}");
+    assert!(help.contains("  6   the access token is fine, but the login ends within DURATION"), "{help}");
 }

@@ -5,11 +5,12 @@
 //! - `claude --version` and `claude auth status` never refresh.
 //! - `claude -p PROMPT` (or `--print PROMPT`) reads `$CLAUDE_CONFIG_DIR/.credentials.json`
 //!   (default `~/.claude/.credentials.json`). When `now + 5 min < expiresAt` it just answers
-//!   (`ok` on stdout, exit 0). Otherwise it takes the lock directory `${CLAUDE_CONFIG_DIR}.lock`
+//!   (`ok` on stdout, exit 0). Otherwise it takes the lock directories
+//!   `$CLAUDE_CONFIG_DIR/.oauth_refresh.lock`, then `${CLAUDE_CONFIG_DIR}.lock`, as 2.1.332 does
 //!   (`mkdir`; stale after 10 s by its mtime; retried while a live holder has it), re-reads the
 //!   file under the lock, and refreshes at the simulated token endpoint ([`server`]): both tokens
 //!   rotate, `expiresAt = now + expires_in`, every other field and top-level key is kept. Then it
-//!   answers.
+//!   answers. Every write of the file is made under `$CLAUDE_CONFIG_DIR/.storage-write.lock`.
 //! - When the refresh fails (`invalid_grant`): by default (2.1.197) it writes the logged-out stub
 //!   (empty tokens, `expiresAt: 0`, scopes and subscription type kept; only if the file still holds
 //!   the refresh token that failed), prints the `invalid_grant` error and `Not logged in · Please
@@ -33,6 +34,7 @@
 //! | variable | effect |
 //! |---|---|
 //! | `CLAUDE_CONFIG_DIR` | config dir, as the real CLI (default `~/.claude`) |
+//! | `CLAUDE_SECURESTORAGE_CONFIG_DIR` | where the credentials file and its locks live instead, as 2.1.332 |
 //! | `CLAUDE_STAND_IN_WRITE` | `rename` (default; 2.1.197: `.credentials.json.tmp.<8 hex>`, mode 0600, renamed over the file) or `in-place` (2.1.112: `O_TRUNC`, one `write`, then `chmod 0600`). Neither fsyncs. |
 //! | `CLAUDE_STAND_IN_ON_FAILURE` | `stub` (default, 2.1.197) or `keep` (2.1.112), see above |
 //! | `CLAUDE_STAND_IN_QUIET_FAILURE=1` | print nothing when the refresh fails (only the file tells) |
@@ -154,7 +156,10 @@ impl Knobs {
             Some(v) => v.parse().map_err(|_| format!("CLAUDE_STAND_IN_EXPIRES_IN={v}: not a number of seconds"))?,
         };
         Ok(Self {
-            config_dir: var("CLAUDE_CONFIG_DIR")
+            // As 2.1.332: the credentials file and its locks live in CLAUDE_SECURESTORAGE_CONFIG_DIR
+            // when that is set.
+            config_dir: var("CLAUDE_SECURESTORAGE_CONFIG_DIR")
+                .or_else(|| var("CLAUDE_CONFIG_DIR"))
                 .map_or_else(|| keeper_core::paths::home().join(".claude"), PathBuf::from),
             write,
             on_failure,
@@ -362,7 +367,7 @@ fn print_mode(knobs: &Knobs, debug_file: Option<&Path>) -> io::Result<(u8, &'sta
         return Ok((0, "answered"));
     }
 
-    let Some(held) = lock::acquire(&lock::lock_path(&knobs.config_dir), knobs.lock_wait)? else {
+    let Some(held) = lock::acquire_refresh(&knobs.config_dir, knobs.lock_wait)? else {
         // Someone else is refreshing: carry on with what is on disk.
         return Ok(match load(&path) {
             Loaded::Credential(_, c) if !c.is_expired(keeper_core::clock::now_ms()) => {
@@ -394,7 +399,7 @@ fn refresh(
     debug_file: Option<&Path>,
     path: &Path,
     (mut doc, cred): (Document, Box<Credential>),
-    held: lock::LockDir,
+    held: lock::RefreshLocks,
 ) -> io::Result<(u8, &'static str)> {
     held.hold_for(knobs.delay);
     let presented = cred.refresh_token.clone().unwrap_or_else(|| Secret::new(""));
@@ -429,7 +434,7 @@ fn refresh(
             fresh.expires_at = ExpiresAt::from_millis(now.saturating_add(server::secs_to_ms(grant.expires_in)))
                 .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
             claude::write(&mut doc, &fresh);
-            write_file(knobs.write, path, &doc.to_bytes())?;
+            locked_write(knobs, path, &doc.to_bytes())?;
             drop(held);
             println!("ok");
             Ok((0, "refreshed"))
@@ -440,7 +445,7 @@ fn refresh(
                 if let Loaded::Credential(mut doc, c) = load(path) {
                     if c.refresh_token.as_ref() == Some(&presented) {
                         write_stub(&mut doc);
-                        write_file(knobs.write, path, &doc.to_bytes())?;
+                        locked_write(knobs, path, &doc.to_bytes())?;
                     }
                 }
                 drop(held);
@@ -505,6 +510,12 @@ fn write_stub(doc: &mut Document) {
 }
 
 /// Writes the credentials file the way the chosen CLI version does; no fsync, like both.
+/// Writes the credentials file under `.storage-write.lock`, as 2.1.332 does.
+fn locked_write(knobs: &Knobs, path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let _storage = lock::acquire_storage(&knobs.config_dir, knobs.lock_wait)?;
+    write_file(knobs.write, path, bytes)
+}
+
 fn write_file(style: WriteStyle, path: &Path, bytes: &[u8]) -> io::Result<()> {
     match style {
         WriteStyle::InPlace => {

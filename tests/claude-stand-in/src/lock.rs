@@ -1,5 +1,7 @@
-//! The CLI's lock: a directory `${CLAUDE_CONFIG_DIR}.lock` made with `mkdir` (proper-lockfile),
-//! stale when its mtime is more than 10 s old, refreshed while held.
+//! The CLI's locks: directories made with `mkdir` (proper-lockfile), stale when their mtime is
+//! more than 10 s old, refreshed while held. As 2.1.332: `<dir>/.oauth_refresh.lock` first, then
+//! `${CLAUDE_CONFIG_DIR}.lock`, for a refresh; `<dir>/.storage-write.lock` around every write of
+//! the credentials file (no owner record: the real 2.1.332 in `real_cli.rs` tests that part).
 //!
 //! Written independently of `cli-poke`'s lock on purpose: a fixture sharing code with the tool it
 //! tests would hide the tool's bugs.
@@ -55,21 +57,44 @@ pub(crate) fn acquire(path: &Path, wait: Duration) -> io::Result<Option<LockDir>
 }
 
 impl LockDir {
-    /// Holds the lock for `duration`, touching its mtime every few seconds as proper-lockfile does,
-    /// so that a slow refresh is not mistaken for a dead one.
-    pub(crate) fn hold_for(&self, duration: Duration) {
-        let end = Instant::now() + duration;
-        while let Some(left) = end.checked_duration_since(Instant::now()).filter(|d| !d.is_zero()) {
-            std::thread::sleep(left.min(STALE_AFTER / 2));
-            self.touch();
-        }
-    }
-
     fn touch(&self) {
         if let Ok(dir) = fs::File::open(&self.path) {
             let _ = dir.set_modified(SystemTime::now());
         }
     }
+}
+
+/// The two refresh locks, held together; the legacy one is released first (fields drop in order).
+#[derive(Debug)]
+pub(crate) struct RefreshLocks {
+    legacy: LockDir,
+    refresh: LockDir,
+}
+
+/// `<config_dir>/.oauth_refresh.lock`, then `${config_dir}.lock`; `None` when either stayed busy
+/// (the one already taken is released).
+pub(crate) fn acquire_refresh(config_dir: &Path, wait: Duration) -> io::Result<Option<RefreshLocks>> {
+    let Some(refresh) = acquire(&config_dir.join(".oauth_refresh.lock"), wait)? else { return Ok(None) };
+    let Some(legacy) = acquire(&lock_path(config_dir), wait)? else { return Ok(None) };
+    Ok(Some(RefreshLocks { legacy, refresh }))
+}
+
+impl RefreshLocks {
+    /// Holds both for `duration`, touching them as proper-lockfile does.
+    pub(crate) fn hold_for(&self, duration: Duration) {
+        let end = Instant::now() + duration;
+        while let Some(left) = end.checked_duration_since(Instant::now()).filter(|d| !d.is_zero()) {
+            std::thread::sleep(left.min(STALE_AFTER / 2));
+            self.legacy.touch();
+            self.refresh.touch();
+        }
+    }
+}
+
+/// `<config_dir>/.storage-write.lock`, taken around a write of the credentials file.
+pub(crate) fn acquire_storage(config_dir: &Path, wait: Duration) -> io::Result<LockDir> {
+    acquire(&config_dir.join(".storage-write.lock"), wait)?
+        .ok_or_else(|| io::Error::new(io::ErrorKind::WouldBlock, ".storage-write.lock stayed busy"))
 }
 
 impl Drop for LockDir {
@@ -95,5 +120,20 @@ mod tests {
         let taken = acquire(&path, Duration::ZERO).unwrap().expect("a stale lock is taken over");
         drop(taken);
         assert!(!path.exists());
+    }
+
+    #[test]
+    fn refresh_locks_are_both_taken_and_released() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join(".claude");
+        fs::create_dir(&config).unwrap();
+        let held = acquire_refresh(&config, Duration::ZERO).unwrap().unwrap();
+        assert!(config.join(".oauth_refresh.lock").is_dir() && dir.path().join(".claude.lock").is_dir());
+        assert!(acquire_refresh(&config, Duration::from_millis(60)).unwrap().is_none());
+        assert!(dir.path().join(".claude.lock").is_dir(), "a failed try releases nothing of the holder's");
+        drop(held);
+        assert!(!config.join(".oauth_refresh.lock").exists() && !dir.path().join(".claude.lock").exists());
+        drop(acquire_storage(&config, Duration::ZERO).unwrap());
+        assert!(!config.join(".storage-write.lock").exists());
     }
 }

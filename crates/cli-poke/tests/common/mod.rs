@@ -29,6 +29,13 @@ pub fn cred_sync() -> &'static Path {
     BIN.get_or_init(|| workspace_bin("cred-sync", "cred-sync"))
 }
 
+/// `token-expiry`, built (once per test binary) like [`stand_in`]: the real-CLI tests judge the
+/// file the CLI wrote with it.
+pub fn token_expiry() -> &'static Path {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| workspace_bin("token-expiry", "token-expiry"))
+}
+
 /// Builds binary `bin` of workspace package `package` next to this test binary and returns it.
 fn workspace_bin(package: &str, bin: &str) -> PathBuf {
     let path = keeper_install_tests::build_workspace_packages(&[package]).join(bin);

@@ -143,6 +143,8 @@ pub fn std_cmd() -> std::process::Command {
     for var in KEEPER_VARS {
         cmd.env_remove(var);
     }
+    // It moves the default file (CLI 2.1.332); tests that want it set it.
+    cmd.env_remove("CLAUDE_SECURESTORAGE_CONFIG_DIR");
     cmd
 }
 
