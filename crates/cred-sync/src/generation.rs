@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-/// The first release that keeps credentials in `openclaw-agent.sqlite` (DOMAIN.md §2).
+/// The first release that keeps credentials in `openclaw-agent.sqlite` (docs/UPSTREAM.md, "generations and stores").
 pub(crate) const FIRST_SQLITE_RELEASE: Version = Version([2026, 6, 5]);
 
 /// An OpenClaw calendar version (`2026.9.6`).

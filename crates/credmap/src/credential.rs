@@ -56,7 +56,7 @@ impl Credential {
 /// What to do with the refresh token when mapping a credential into an OpenClaw store.
 ///
 /// The Claude CLI must stay the **only** refresher: refresh tokens rotate, and a second holder that
-/// refreshes logs the CLI out (DOMAIN.md §1–2). [`RefreshPolicy::AccessOnly`] is therefore the
+/// refreshes logs the CLI out (docs/UPSTREAM.md, "Refresh tokens and the one-refresher rule"). [`RefreshPolicy::AccessOnly`] is therefore the
 /// safe choice; [`RefreshPolicy::Carry`] reproduces the first seed's field mapping for users who
 /// explicitly ask for it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,7 +1,7 @@
 //! Test support: a private, real Docker engine for tests that need containers.
 //!
 //! [`engine`] starts **one** `dockerd` per test process, the first time a test asks for it
-//! (DOMAIN.md §5): its own data root, exec root and socket under a fresh `/tmp/keeper-dockerd-*`
+//! (docs/UPSTREAM.md, "The test machines"): its own data root, exec root and socket under a fresh `/tmp/keeper-dockerd-*`
 //! directory, no iptables, no default bridge, its own containerd namespace, and an empty
 //! daemon config (so `/etc/docker/daemon.json` on a developer's machine cannot interfere). It
 //! then imports a busybox image ([`Engine::busybox_image`]) with `docker import` from Debian's

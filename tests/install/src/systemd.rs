@@ -1,5 +1,5 @@
 //! systemd for the install tests: the shipped unit files, `systemd-analyze`, and a real user
-//! service manager (`systemd --user`) run privately, as DOMAIN.md §5 describes.
+//! service manager (`systemd --user`) run privately, as docs/UPSTREAM.md ("The test machines") describes.
 //!
 //! The manager runs as root with its own `HOME` and `XDG_RUNTIME_DIR`, a clean environment and
 //! cgroups of its own; it is stopped by its PID and everything it left is killed and removed,
@@ -87,7 +87,7 @@ pub fn service_visible_tempdir(prefix: &str) -> tempfile::TempDir {
 #[must_use]
 pub fn user_manager_unavailable() -> Option<String> {
     if !nix::unistd::geteuid().is_root() {
-        return Some("not root: a private user manager needs root here (DOMAIN.md §5)".into());
+        return Some("not root: a private user manager needs root here (docs/UPSTREAM.md, "The test machines")".into());
     }
     if !Path::new(SYSTEMD).is_file() {
         return Some(format!("{SYSTEMD} is not installed (apt-get install systemd)"));

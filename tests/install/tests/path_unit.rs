@@ -1,4 +1,4 @@
-//! The `.path`-unit variant of the sync on a real private user manager (DOMAIN.md §5):
+//! The `.path`-unit variant of the sync on a real private user manager (docs/UPSTREAM.md, "The test machines"):
 //! `scripts/setup.sh --user --yes --sync path` installs `openclaw-keeper-sync.path`, which starts
 //! `openclaw-keeper-sync-once.service` when the CLI replaces its credentials file (by rename, as
 //! 2.1.197 does).

@@ -1,4 +1,4 @@
-//! The chain a user runs, on a real private user manager (DOMAIN.md §5): `scripts/setup.sh --user
+//! The chain a user runs, on a real private user manager (docs/UPSTREAM.md, "The test machines"): `scripts/setup.sh --user
 //! --yes` itself installs, enables and starts the user units, runs its CLI test (`cli-poke
 //! --force` through the `claude` stand-in) and `scripts/verify.sh`; then `scripts/uninstall.sh
 //! --user --yes` takes it all away again. The machine: a temporary HOME with a JSON-era

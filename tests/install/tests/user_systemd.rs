@@ -1,4 +1,4 @@
-//! End to end on a real user service manager (DOMAIN.md §5): the user units and the built tools
+//! End to end on a real user service manager (docs/UPSTREAM.md, "The test machines"): the user units and the built tools
 //! installed into a temporary HOME as setup.sh does, a stand-in `openclaw-gateway.service`, the
 //! `claude` stand-in as the CLI. A new credentials file reaches every target without restarting
 //! the gateway (the store delivers it), an expired copy is replaced with a nudge (SIGUSR1); the

@@ -66,7 +66,7 @@ pub(crate) fn now_ms() -> i64 {
 
 pub(crate) const HOUR_MS: i64 = 3_600_000;
 
-/// How the Claude CLI writes its file (DOMAIN.md §1).
+/// How the Claude CLI writes its file (docs/UPSTREAM.md, "Claude Code CLI").
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum WriteStyle {
     /// 2.1.112: open with `O_TRUNC`, one write, close, chmod 0600.
