@@ -87,7 +87,9 @@ pub fn service_visible_tempdir(prefix: &str) -> tempfile::TempDir {
 #[must_use]
 pub fn user_manager_unavailable() -> Option<String> {
     if !nix::unistd::geteuid().is_root() {
-        return Some("not root: a private user manager needs root here (docs/UPSTREAM.md, \"The test machines\")".into());
+        return Some(
+            "not root: a private user manager needs root here (docs/UPSTREAM.md, \"The test machines\")".into(),
+        );
     }
     if !Path::new(SYSTEMD).is_file() {
         return Some(format!("{SYSTEMD} is not installed (apt-get install systemd)"));
