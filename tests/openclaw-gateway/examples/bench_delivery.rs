@@ -10,12 +10,14 @@
 //! - `store`: the new default: `cred-sync` writes the store (2026.9.6: `paste-token`, which tells
 //!   the gateway; 2026.6.1: `auth-profiles.json`) and nothing restarts.
 //!
-//! Per rotation: the gateway restarts; the seconds without a reply (from the rotation's first
-//! action until every agent has answered once, less the time those turns take when nothing
-//! happens); requests still carrying the old token after the rotation; failed requests (turns
-//! that did not answer). Prints one table; asserts nothing.
+//! Per rotation: the gateway restarts; the seconds without a reply (from the end of the sync —
+//! the gateway answers with the old, still valid token while the store is written — until every
+//! agent has answered once, less the time those turns take when nothing happens); requests still
+//! carrying the old token after the rotation; failed requests (turns that did not answer); how
+//! long the sync itself took. Prints one table; asserts nothing.
 //!
-//! Usage: `bench_delivery --cred-sync PATH [--rotations N] [--agents 1,3] [--generations sqlite,json]`
+//! Usage: `bench_delivery --cred-sync PATH [--rotations N] [--agents 1,3] [--generations sqlite,json]
+//! [--designs restart,store]`
 
 use claude_stand_in::tokens::{access_token, refresh_token};
 use keeper_anthropic_mock::fingerprint;
@@ -37,6 +39,7 @@ struct Tally {
     unavailable: Vec<f64>,
     stale: usize,
     failed: usize,
+    sync_secs: Vec<f64>,
 }
 
 struct Args {
@@ -44,10 +47,17 @@ struct Args {
     rotations: usize,
     agents: Vec<usize>,
     generations: Vec<Generation>,
+    designs: Vec<Design>,
 }
 
 fn args() -> Args {
-    let mut a = Args { cred_sync: PathBuf::new(), rotations: 10, agents: vec![1, 3], generations: vec![] };
+    let mut a = Args {
+        cred_sync: PathBuf::new(),
+        rotations: 10,
+        agents: vec![1, 3],
+        generations: vec![],
+        designs: vec![Design::Restart, Design::Store],
+    };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         let value = it.next().unwrap_or_else(|| panic!("{flag} needs a value"));
@@ -62,6 +72,16 @@ fn args() -> Args {
                         "sqlite" => Generation::Sqlite,
                         "json" => Generation::Json,
                         other => panic!("unknown generation {other}"),
+                    })
+                    .collect();
+            }
+            "--designs" => {
+                a.designs = value
+                    .split(',')
+                    .map(|d| match d {
+                        "restart" => Design::Restart,
+                        "store" => Design::Store,
+                        other => panic!("unknown design {other}"),
                     })
                     .collect();
             }
@@ -136,8 +156,12 @@ fn bench(args: &Args, generation: Generation, agents: usize, design: Design) -> 
     let mut tally = Tally::default();
     for rotation in 0..args.rotations {
         let new = refresh(&creds, Duration::from_secs(8 * 3600 + 60 * (rotation as u64 + 1)));
-        let start = Instant::now();
+        let synced = Instant::now();
         sync(&args.cred_sync, &home, &creds, &state);
+        tally.sync_secs.push(synced.elapsed().as_secs_f64());
+        // The gateway keeps answering (with the old token, valid for minutes more) while the
+        // store is written: the clock for "without a reply" starts when the sync is done.
+        let start = Instant::now();
         if design == Design::Restart {
             let _ = gateway.restart();
             tally.restarts += 1;
@@ -174,7 +198,7 @@ fn main() {
     let mut rows = Vec::new();
     for &generation in &args.generations {
         for &agents in &args.agents {
-            for design in [Design::Restart, Design::Store] {
+            for &design in &args.designs {
                 // Each run on a thread of its own: its own network namespace and mock.
                 let t = std::thread::scope(|s| s.spawn(|| bench(&args, generation, agents, design)).join().unwrap());
                 rows.push((generation, agents, design, t));
@@ -201,8 +225,10 @@ fn main() {
             Design::Restart => "restart per rotation (before)",
             Design::Store => "store delivery (new default)",
         };
+        let mut sync = t.sync_secs.clone();
+        sync.sort_by(f64::total_cmp);
         println!(
-            "{:<10} {:>6} {:<32} {:>9} {:>9} {:>14.1} / {:>5.1} {:>14} {:>8}",
+            "{:<10} {:>6} {:<32} {:>9} {:>9} {:>14.1} / {:>5.1} {:>14} {:>8} {:>10.1}",
             generation.version(),
             agents,
             name,
@@ -211,7 +237,8 @@ fn main() {
             median,
             max,
             t.stale,
-            t.failed
+            t.failed,
+            sync.get(sync.len() / 2).copied().unwrap_or(0.0)
         );
     }
 }
