@@ -353,9 +353,16 @@ impl Runner {
     /// "token section unchanged since the last complete sync" shortcut.
     pub(crate) fn cycle(&mut self, force: bool) -> u8 {
         let now = keeper_core::clock::now_ms();
-        let fresh = match source::read(&self.from, now, self.allow_expired) {
+        // Read once, expired or not: the expiry is judged below against this very file.
+        let fresh = match source::read(&self.from, now, true) {
             Ok(fresh) => fresh,
-            Err(source::Unusable::Expired(_)) if self.expired_token_is_already_everywhere(now) => {
+            Err(unusable) => {
+                self.last_synced = None;
+                return self.refuse_source(&unusable);
+            }
+        };
+        if !self.allow_expired && fresh.credential.is_expired(now) {
+            if self.already_everywhere(&fresh.credential, now) {
                 // `cli-poke --force` marks the current token due (expiresAt = now) and the CLI
                 // refreshes seconds later: the targets hold this very token with its true expiry,
                 // so there is nothing to copy and nothing wrong (the refresh's write comes next).
@@ -369,11 +376,9 @@ impl Runner {
                 );
                 return EXIT_NOTHING_TO_DO;
             }
-            Err(unusable) => {
-                self.last_synced = None;
-                return self.refuse_source(&unusable);
-            }
-        };
+            self.last_synced = None;
+            return self.refuse_source(&source::Unusable::Expired(fresh.credential.expires_at));
+        }
         if !force && self.last_synced.as_ref() == Some(&fresh.section) {
             log(
                 Level::Info,
@@ -393,11 +398,10 @@ impl Runner {
         code
     }
 
-    /// Whether the source's expired token is what every target already holds with a later expiry
-    /// (a dry run finds nothing to write: no file is written and no program is run).
-    fn expired_token_is_already_everywhere(&self, now: i64) -> bool {
-        let Ok(fresh) = source::read(&self.from, now, true) else { return false };
-        let reports = sync::sync_all(&self.settings, &fresh.credential, now, true);
+    /// Whether every target already holds `cred` with a later expiry (a dry run finds nothing
+    /// to write: no file is written and no program is run).
+    fn already_everywhere(&self, cred: &credmap::Credential, now: i64) -> bool {
+        let reports = sync::sync_all(&self.settings, cred, now, true);
         !reports.is_empty() && reports.iter().all(|r| r.outcome == Outcome::Unchanged)
     }
 
