@@ -1,10 +1,11 @@
 //! The I/O policy every openclaw-oauth-keeper tool shares, kept out of the pure `credmap`
 //! library: the config file, bounded input reads, the clock, journald-aware logging, default
-//! paths, signals, child processes, durable writes and exit-code conventions.
+//! paths, signals, child processes, the HTTP client, durable writes and exit-code conventions.
 #![deny(missing_docs)]
 
 pub mod clock;
 pub mod config;
+pub mod http;
 pub mod input;
 pub mod log;
 pub mod paths;
