@@ -29,6 +29,58 @@ pub(crate) struct Invocation {
     pub(crate) args: Vec<OsString>,
     /// Variables set for it (never a token).
     pub(crate) set_env: Vec<(String, String)>,
+    /// For `docker exec`: what runs inside the container, to be stopped there when the client is
+    /// killed at the time limit (killing `docker exec` leaves the command inside running).
+    pub(crate) inside: Option<Inside>,
+}
+
+/// The variable that marks the processes of one `docker exec` inside the container: every
+/// process the CLI starts inherits it, so [`Inside::kill`] finds them all and nothing else.
+pub(crate) const RUN_MARKER_VAR: &str = "KEEPER_CLI_POKE_RUN";
+
+/// A command run inside a container through `docker exec`, marked by [`RUN_MARKER_VAR`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Inside {
+    pub(crate) docker: PathBuf,
+    pub(crate) container: String,
+    /// This run's value of [`RUN_MARKER_VAR`].
+    pub(crate) marker: String,
+}
+
+/// Stops every process in the container whose environment holds `KEEPER_CLI_POKE_RUN=$1`:
+/// SIGTERM, then after a second SIGKILL to those left; prints how many it found. Needs only
+/// `sh`, `/proc`, `tr`, `grep` and `sleep` in the container (busybox has them, as does every
+/// Debian- or Alpine-based image).
+const KILL_MARKED: &str = r#"m="KEEPER_CLI_POKE_RUN=$1"
+marked() {
+  for d in /proc/[0-9]*; do
+    p=${d#/proc/}
+    [ "$p" = "$$" ] && continue
+    tr '\0' '\n' <"$d/environ" 2>/dev/null | grep -qxF "$m" && echo "$p"
+  done
+}
+found=$(marked)
+[ -n "$found" ] || { echo 0; exit 0; }
+kill -TERM $found 2>/dev/null
+sleep 1
+left=$(marked)
+[ -z "$left" ] || kill -KILL $left 2>/dev/null
+echo $found | wc -w
+"#;
+
+impl Inside {
+    /// `docker exec CONTAINER sh -c KILL_MARKED sh MARKER`: as the same (default) user as the
+    /// CLI's `docker exec`, without the marker itself in its environment.
+    pub(crate) fn kill(&self) -> Invocation {
+        let args = ["exec", &self.container, "sh", "-c", KILL_MARKED, "sh", &self.marker].map(OsString::from).to_vec();
+        Invocation { program: self.docker.clone(), args, set_env: Vec::new(), inside: None }
+    }
+}
+
+/// A value for [`RUN_MARKER_VAR`] unique to this run: our pid and the time.
+fn run_marker() -> String {
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+    format!("{}-{nanos:x}", std::process::id())
 }
 
 impl Invocation {
@@ -90,21 +142,31 @@ impl CliEnv {
 
 /// The CLI on the host: `CLI ARGS…` with the variables in its environment.
 pub(crate) fn host(cli: &Path, cli_args: &[String], env: &CliEnv) -> Invocation {
-    Invocation { program: cli.to_path_buf(), args: cli_args.iter().map(OsString::from).collect(), set_env: env.pairs() }
+    Invocation {
+        program: cli.to_path_buf(),
+        args: cli_args.iter().map(OsString::from).collect(),
+        set_env: env.pairs(),
+        inside: None,
+    }
 }
 
-/// The CLI in a running container: `docker exec [-e VAR=value…] CONTAINER CLI ARGS…`. The `-e`
-/// variables apply to this one command; the container's own environment is unchanged.
+/// The CLI in a running container: `docker exec [-e VAR=value…] -e KEEPER_CLI_POKE_RUN=MARKER
+/// CONTAINER CLI ARGS…`. The `-e` variables apply to this one command; the container's own
+/// environment is unchanged. The marker lets [`Inside::kill`] stop the CLI inside the container.
 pub(crate) fn container(docker: &Path, container: &str, cli: &str, cli_args: &[String], env: &CliEnv) -> Invocation {
+    let marker = run_marker();
     let mut args: Vec<OsString> = vec!["exec".into()];
     for (k, v) in env.pairs().into_iter().filter(|(k, _)| k != "CLAUDE_CONFIG_DIR") {
         args.push("-e".into());
         args.push(format!("{k}={v}").into());
     }
+    args.push("-e".into());
+    args.push(format!("{RUN_MARKER_VAR}={marker}").into());
     args.push(container.into());
     args.push(cli.into());
     args.extend(cli_args.iter().map(OsString::from));
-    Invocation { program: docker.to_path_buf(), args, set_env: Vec::new() }
+    let inside = Inside { docker: docker.to_path_buf(), container: container.to_owned(), marker };
+    Invocation { program: docker.to_path_buf(), args, set_env: Vec::new(), inside: Some(inside) }
 }
 
 /// A user-given command (`docker compose exec -T svc claude`) with the CLI arguments appended;
@@ -127,7 +189,7 @@ pub(crate) fn custom(words: &[String], cli_args: &[String], env: &CliEnv) -> Inv
         rest.splice(at..at, inserted);
     }
     let args = rest.iter().chain(cli_args).map(OsString::from).collect();
-    Invocation { program: PathBuf::from(program), args, set_env: env.pairs() }
+    Invocation { program: PathBuf::from(program), args, set_env: env.pairs(), inside: None }
 }
 
 /// The index of `exec` in a `docker exec` / `docker container exec` / `docker compose … exec` /
@@ -161,7 +223,7 @@ fn sets_var(words: &[String], var: &str) -> bool {
 pub(crate) fn inspect(docker: &Path, container: &str) -> Invocation {
     let format = r#"{{json .State.Running}}{{"\n"}}{{json .Config.Env}}"#;
     let args = ["inspect", "--type", "container", "--format", format, container].map(OsString::from).to_vec();
-    Invocation { program: docker.to_path_buf(), args, set_env: Vec::new() }
+    Invocation { program: docker.to_path_buf(), args, set_env: Vec::new(), inside: None }
 }
 
 /// What `docker inspect` told about a container.
@@ -338,16 +400,65 @@ mod tests {
     #[test]
     fn container_command_without_override() {
         let inv = container(Path::new("docker"), "claude-cli", "claude", &say_ok(), &env(false, None));
+        let marker = inv.inside.as_ref().unwrap().marker.clone();
         assert_eq!(inv.program, Path::new("docker"));
-        assert_eq!(args(&inv), ["exec", "claude-cli", "claude", "-p", "say ok"]);
+        let mark = format!("{RUN_MARKER_VAR}={marker}");
+        assert_eq!(args(&inv), ["exec", "-e", &mark, "claude-cli", "claude", "-p", "say ok"]);
         assert!(inv.set_env.is_empty());
-        assert_eq!(inv.to_string(), "docker exec claude-cli claude -p 'say ok'");
+        assert_eq!(inv.to_string(), format!("docker exec -e {mark} claude-cli claude -p 'say ok'"));
+    }
+
+    /// Killing `docker exec` at --timeout left the CLI running inside the container, holding its
+    /// lock: a container command carries a marker and the command that stops it there.
+    #[test]
+    fn regression_the_cli_inside_the_container_outlived_the_timeout() {
+        let inv = container(Path::new("/usr/bin/docker"), "c1", "claude", &say_ok(), &env(false, Some(1)));
+        let inside = inv.inside.clone().unwrap();
+        assert_eq!((inside.docker.as_path(), inside.container.as_str()), (Path::new("/usr/bin/docker"), "c1"));
+        assert!(args(&inv).contains(&format!("{RUN_MARKER_VAR}={}", inside.marker).as_str()));
+        let again = container(Path::new("/usr/bin/docker"), "c1", "claude", &say_ok(), &env(false, Some(1)));
+        assert_ne!(again.inside.unwrap().marker, inside.marker, "one marker per run");
+        let kill = inside.kill();
+        assert_eq!(kill.program, Path::new("/usr/bin/docker"));
+        assert_eq!(args(&kill)[..4], ["exec", "c1", "sh", "-c"]);
+        assert_eq!(args(&kill)[5..], ["sh", inside.marker.as_str()]);
+        assert!(!args(&kill).contains(&"-e"), "the kill itself is not marked");
+        assert!(kill.inside.is_none());
+        assert!(host(Path::new("claude"), &say_ok(), &env(false, None)).inside.is_none());
+        assert!(custom(&split_words("docker exec c1 claude").unwrap(), &say_ok(), &env(false, None)).inside.is_none());
+
+        // The script, run here against a marked process tree: it stops the marked ones only.
+        let mut marked = std::process::Command::new("/bin/sh");
+        marked.args(["-c", "sleep 300 & echo $!; sleep 300"]).env(RUN_MARKER_VAR, &inside.marker);
+        let mut child = marked.stdout(std::process::Stdio::piped()).spawn().unwrap();
+        let mut other =
+            std::process::Command::new("sleep").arg("300").env(RUN_MARKER_VAR, "another-run").spawn().unwrap();
+        let mut line = String::new();
+        std::io::BufRead::read_line(&mut std::io::BufReader::new(child.stdout.take().unwrap()), &mut line).unwrap();
+        let out = std::process::Command::new("/bin/sh")
+            .args(["-c", KILL_MARKED, "sh", &inside.marker])
+            .env_remove(RUN_MARKER_VAR)
+            .output()
+            .unwrap();
+        let found: usize = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
+        assert!(found >= 2, "the shell and its background sleep at least: {found}");
+        assert!(child.wait().unwrap().code().is_none(), "killed by a signal");
+        let stat = format!("/proc/{}/stat", line.trim());
+        let end = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while std::fs::read_to_string(&stat).is_ok_and(|s| !s.contains(") Z")) {
+            assert!(std::time::Instant::now() < end, "the background sleep {} survived", line.trim());
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        assert!(other.try_wait().unwrap().is_none(), "another run's process is left alone");
+        let _ = other.kill();
+        let _ = other.wait();
     }
 
     #[test]
     fn container_command_with_override_and_retries_puts_e_before_the_container() {
         let env = CliEnv { config_dir: Some("/ignored".into()), ..env(true, Some(1)) };
         let inv = container(Path::new("/usr/bin/docker"), "c1", "/usr/local/bin/claude", &say_ok(), &env);
+        let mark = format!("{RUN_MARKER_VAR}={}", inv.inside.as_ref().unwrap().marker);
         assert_eq!(
             args(&inv),
             [
@@ -356,6 +467,8 @@ mod tests {
                 "ANTHROPIC_BASE_URL=https://api.anthropic.com",
                 "-e",
                 "CLAUDE_CODE_MAX_RETRIES=1",
+                "-e",
+                &mark,
                 "c1",
                 "/usr/local/bin/claude",
                 "-p",

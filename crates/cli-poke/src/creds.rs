@@ -94,7 +94,7 @@ pub(crate) enum WriteMode {
 /// file: its target is rewritten (atomically in the target's directory, or in place) and the link
 /// stays, with a warning, since the CLI itself replaces the link on its next write (temp + rename)
 /// and its newer storage backend refuses a symlinked file.
-fn write(path: &Path, mode: WriteMode, bytes: &[u8]) -> std::io::Result<()> {
+pub(crate) fn write(path: &Path, mode: WriteMode, bytes: &[u8]) -> std::io::Result<()> {
     let target = if std::fs::symlink_metadata(path)?.file_type().is_symlink() {
         let target = std::fs::canonicalize(path)?;
         keeper_core::log::log(
@@ -260,6 +260,23 @@ mod tests {
         let Creds::LoggedOut { login_ended } = read(&path).unwrap().1 else { panic!("a stub") };
         assert!(logged_out_reason(login_ended.as_deref(), "x").contains("30 days"));
         assert!(read(&dir.path().join("missing")).unwrap_err().ends_with("no such file"));
+    }
+}
+
+#[cfg(test)]
+mod fifo_tests {
+    /// cli-poke's read of a FIFO as the credentials file blocked forever in open(2); the shared
+    /// reader (`keeper_core::input`) opens without blocking and refuses anything but a regular file.
+    #[test]
+    fn regression_a_fifo_as_the_credentials_file_blocked_forever() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join(".credentials.json");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let path = fifo.clone();
+        std::thread::spawn(move || tx.send(super::read(&path).map(|_| ())).unwrap());
+        let err = rx.recv_timeout(std::time::Duration::from_secs(5)).expect("read returned at once").unwrap_err();
+        assert_eq!(err, format!("{}: is a FIFO (named pipe), not a regular file: not read", fifo.display()));
     }
 }
 

@@ -151,12 +151,27 @@ impl DockerSpy {
             .collect()
     }
 
-    /// The one `docker exec` cli-poke ran.
+    /// The one `docker exec` of the CLI cli-poke ran, without its run marker (`-e
+    /// KEEPER_CLI_POKE_RUN=…`, which it must carry).
     fn exec(&self) -> Vec<String> {
-        let execs: Vec<Vec<String>> =
-            self.argvs().into_iter().filter(|a| a.first().is_some_and(|a| a == "exec")).collect();
+        let (exec, _) = self.exec_and_marker();
+        exec
+    }
+
+    /// The one `docker exec` of the CLI without its run marker, and the marker's value.
+    fn exec_and_marker(&self) -> (Vec<String>, String) {
+        let execs: Vec<Vec<String>> = self
+            .argvs()
+            .into_iter()
+            .filter(|a| a.first().is_some_and(|a| a == "exec") && !a.iter().any(|w| w == "-c"))
+            .collect();
         assert_eq!(execs.len(), 1, "{:?}", self.argvs());
-        execs.into_iter().next().unwrap()
+        let mut exec = execs.into_iter().next().unwrap();
+        let at = exec.iter().position(|a| a.starts_with("KEEPER_CLI_POKE_RUN=")).expect("the run marker");
+        assert_eq!(exec[at - 1], "-e", "{exec:?}");
+        let marker = exec.remove(at).split_once('=').unwrap().1.to_owned();
+        exec.remove(at - 1);
+        (exec, marker)
     }
 
     /// No token (of those given, or anything token-shaped) in any argv or environment docker got.
@@ -343,5 +358,56 @@ fn container_dead_refresh_token_is_reauth_with_the_stub_on_the_host() {
     assert!(flag.contains(&format!("credentials={}", f.creds.display())), "the host path: {flag}");
     assert!(!flag.contains(&r0) && !has_token_shape(&flag), "{flag}");
     assert_eq!(f.calls()[0]["outcome"], "refresh-failed");
+    spy.assert_no_token(&[&a0, &r0]);
+}
+
+/// At --timeout only the `docker exec` client was killed: the CLI went on inside the container,
+/// holding its refresh lock, past the timeout and into the next run. Now cli-poke stops it there
+/// too (by its run marker), and nothing of it outlives the timeout.
+#[test]
+fn regression_the_cli_inside_the_container_outlived_the_timeout() {
+    let engine = engine_or_skip!();
+    let f = Fixture::new();
+    let (a0, r0) = f.write_creds(now_ms() + 2 * MINUTE);
+    let pidfile = format!("{FIXTURE_IN_CONTAINER}/grandchild.pid");
+    // The token endpoint takes a minute: the CLI holds its lock that long; and it has a child.
+    let hung = [("CLAUDE_STAND_IN_DELAY_MS", "60000"), ("CLAUDE_STAND_IN_CHILD_PIDFILE", pidfile.as_str())];
+    let c = Container::start(engine, &f, &hung);
+    let spy = DockerSpy::new(engine, &f);
+    // The container's living processes, `PID ARGS…` (a zombie is dead: the container's PID 1,
+    // `sleep`, never reaps the orphans it inherits).
+    let living = r#"for d in /proc/[0-9]*; do
+        s=$(cat "$d/stat" 2>/dev/null) || continue
+        case "$s" in *") Z "*|*") X "*) continue;; esac
+        echo "${d#/proc/} $(tr '\0' ' ' <"$d/cmdline")"
+    done"#;
+    let processes = || engine.docker_ok(&["exec", &c.name, "sh", "-c", living]);
+
+    let started = std::time::Instant::now();
+    let out = f.run(poke(engine, &f, &spy, &c.name).args(["--timeout", "3s"]));
+    let elapsed = started.elapsed();
+    assert_eq!(out.code, 7, "refresh failed, will retry: {}", out.all());
+    assert!(elapsed < std::time::Duration::from_secs(30), "returned after {elapsed:?}");
+    assert!(out.stderr.contains("did not finish within 3s"), "{}", out.stderr);
+    assert!(out.stderr.contains(&format!("stopped the CLI inside container {} too (", c.name)), "{}", out.stderr);
+    let grandchild = std::fs::read_to_string(f.dir.path().join("grandchild.pid")).expect("the CLI started its child");
+    let ps = processes();
+    assert!(!ps.contains("claude"), "the CLI still runs inside the container:\n{ps}");
+    assert!(
+        !ps.lines().any(|l| l.split_whitespace().next() == Some(grandchild.trim())),
+        "its child {} still runs inside the container:\n{ps}",
+        grandchild.trim()
+    );
+    assert!(ps.contains("sleep 3600"), "the container's own process is left alone:\n{ps}");
+    let (_, marker) = spy.exec_and_marker();
+    let kills: Vec<Vec<String>> = spy.argvs().into_iter().filter(|a| a.iter().any(|w| w == "-c")).collect();
+    assert_eq!(kills.len(), 1, "{:?}", spy.argvs());
+    assert_eq!(kills[0][..3], ["exec", c.name.as_str(), "sh"]);
+    // The script spans lines in the spy's log: its last argument is on the script's last line.
+    assert!(spy.text().contains(&format!(" [sh] [{marker}]\n")), "the kill names this run's marker");
+    assert_eq!(f.current().0, a0, "nothing refreshed");
+    // Nothing inside finishes the refresh later either.
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    assert_eq!(f.current().0, a0);
     spy.assert_no_token(&[&a0, &r0]);
 }

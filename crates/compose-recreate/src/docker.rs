@@ -1,10 +1,14 @@
-//! Finding and running `docker` and Compose, with redacted errors.
+//! Finding and running `docker` and Compose: every call through `keeper_core::process` (a
+//! process group of its own, killed whole at the deadline: a hung daemon must not hang us), and
+//! everything that comes back redacted.
 
 use crate::redact::Redactor;
 use crate::{EXIT_DOCKER, Failure};
+use keeper_core::process::{self, Ended, Finished};
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
+use std::time::Duration;
 
 /// The programs to run.
 #[derive(Debug, Clone)]
@@ -18,7 +22,8 @@ pub(crate) struct Programs {
 impl Programs {
     /// Uses the given programs, or finds them: `docker` with `which`; Compose v2 when
     /// `docker compose version` succeeds, else `docker-compose` (v1, or a standalone v2).
-    pub(crate) fn find(docker: Option<&Path>, compose: Option<&str>) -> Result<Self, Failure> {
+    /// `docker compose version` gets `deadline`, like every other call.
+    pub(crate) fn find(docker: Option<&Path>, compose: Option<&str>, deadline: Duration) -> Result<Self, Failure> {
         let docker = match docker {
             Some(path) => path.to_path_buf(),
             None => which::which("docker").map_err(|_| {
@@ -32,13 +37,9 @@ impl Programs {
             }
             return Ok(Self { docker, compose });
         }
-        let plugin = Command::new(&docker)
-            .args(["compose", "version"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
+        let mut probe = Command::new(&docker);
+        probe.args(["compose", "version"]);
+        let plugin = process::run(probe, None, deadline).is_ok_and(|f| f.success());
         if plugin {
             return Ok(Self { compose: vec![docker.clone().into_os_string(), "compose".into()], docker });
         }
@@ -63,6 +64,8 @@ pub(crate) struct Runner {
     pub(crate) dir: PathBuf,
     /// The variable removed from every child's environment.
     pub(crate) scrub: String,
+    /// How long any one docker or compose command may run before its process group is killed.
+    pub(crate) deadline: Duration,
     pub(crate) redactor: Redactor,
 }
 
@@ -86,25 +89,43 @@ impl Runner {
     fn prepare(&self, cmd: &mut Command) {
         // The .env is the one source of the token: a stale copy in our own environment would win
         // over it in Compose's interpolation, and a token must not travel in an environment.
-        cmd.current_dir(&self.dir).env_remove(&self.scrub).stdin(Stdio::null());
+        cmd.current_dir(&self.dir).env_remove(&self.scrub);
     }
 
-    /// Runs a command to completion; its stdout, or a [`Failure`] naming `step`, the exit status
-    /// and the redacted output.
-    pub(crate) fn run(&self, step: &str, mut cmd: Command) -> Result<String, Failure> {
-        let out = cmd.output().map_err(|e| {
-            Failure::new(EXIT_DOCKER, format!("{step}: cannot run {}: {e}", cmd.get_program().to_string_lossy()))
-        })?;
-        if out.status.success() {
-            return Ok(String::from_utf8_lossy(&out.stdout).into_owned());
+    /// Runs a command to completion (at most [`Runner::deadline`]); its stdout, redacted, or a
+    /// [`Failure`] naming `step`, the exit status and the redacted output.
+    pub(crate) fn run(&self, step: &str, cmd: Command) -> Result<String, Failure> {
+        self.run_unredacted(step, cmd).map(|stdout| self.redactor.redact(&stdout))
+    }
+
+    /// As [`Runner::run`], but stdout comes back as it is: only for `docker inspect`, whose
+    /// document holds the container's environment (the token) and is parsed in memory, every
+    /// field kept for display redacted there ([`crate::inspect::parse`]).
+    pub(crate) fn run_unredacted(&self, step: &str, cmd: Command) -> Result<String, Failure> {
+        let line = self.redactor.redact(&shell_line(&cmd));
+        let program = self.redactor.redact(&cmd.get_program().to_string_lossy());
+        let f = process::run(cmd, None, self.deadline)
+            .map_err(|e| Failure::new(EXIT_DOCKER, format!("{step}: cannot run {program}: {e}")))?;
+        if f.success() {
+            return Ok(String::from_utf8_lossy(&f.stdout).into_owned());
         }
-        let status = out.status.code().map_or_else(|| "killed by a signal".to_owned(), |c| format!("exit status {c}"));
-        let mut output = String::from_utf8_lossy(&out.stderr).into_owned();
-        output.push_str(&String::from_utf8_lossy(&out.stdout));
-        Err(Failure::new(
-            EXIT_DOCKER,
-            format!("{step} failed ({status}): `{}`\n{}", shell_line(&cmd), self.shown_output(&output)),
-        ))
+        Err(Failure::new(EXIT_DOCKER, self.failed(step, &line, &f)))
+    }
+
+    /// The message for a command that failed or ran out of time (tokens redacted).
+    fn failed(&self, step: &str, line: &str, f: &Finished) -> String {
+        let mut output = String::from_utf8_lossy(&f.stderr).into_owned();
+        output.push_str(&String::from_utf8_lossy(&f.stdout));
+        let shown = self.shown_output(&output);
+        match f.ended {
+            Ended::TimedOut => format!(
+                "{step} did not finish within {} (is the Docker daemon answering?): killed it and its process \
+                 group: `{line}`\n{shown}",
+                humantime::format_duration(self.deadline)
+            ),
+            Ended::Signalled(sig) => format!("{step} failed (killed by signal {sig}): `{line}`\n{shown}"),
+            Ended::Exited(code) => format!("{step} failed (exit status {code}): `{line}`\n{shown}"),
+        }
     }
 
     /// The last lines of a command's output, redacted and indented.

@@ -1,6 +1,9 @@
 //! What `docker inspect` says about a container. Its output holds the container's whole
-//! environment (the token among it): it is parsed in memory and never printed.
+//! environment (the token among it): it is parsed in memory and never printed, and every field
+//! kept for display (the name above all: a container may be named after the token) is redacted
+//! here.
 
+use crate::redact::Redactor;
 use credmap::Secret;
 use serde_json::Value;
 
@@ -57,17 +60,17 @@ impl Container {
 }
 
 /// Parses `docker inspect` output (a JSON array), reading `key` from each container's env.
-/// Errors never quote the document.
-pub(crate) fn parse(json: &str, key: &str) -> Result<Vec<Container>, String> {
+/// Errors never quote the document; the text fields are redacted with `redactor`.
+pub(crate) fn parse(json: &str, key: &str, redactor: &Redactor) -> Result<Vec<Container>, String> {
     let doc: Value = serde_json::from_str(json).map_err(|e| {
         format!("docker inspect printed something that is not JSON (line {}, column {})", e.line(), e.column())
     })?;
     let items = doc.as_array().ok_or("docker inspect did not print a JSON array")?;
-    items.iter().map(|item| container(item, key)).collect()
+    items.iter().map(|item| container(item, key, redactor)).collect()
 }
 
-fn container(item: &Value, key: &str) -> Result<Container, String> {
-    let text = |pointer: &str| item.pointer(pointer).and_then(Value::as_str).map(str::to_owned);
+fn container(item: &Value, key: &str, redactor: &Redactor) -> Result<Container, String> {
+    let text = |pointer: &str| item.pointer(pointer).and_then(Value::as_str).map(|s| redactor.redact(s));
     let id = text("/Id").ok_or("docker inspect output has no Id")?;
     let status = text("/State/Status").ok_or("docker inspect output has no State.Status")?;
     let prefix = format!("{key}=");
@@ -103,7 +106,7 @@ mod tests {
             "Config":{"Env":["PATH=/bin","ANTHROPIC_OAUTH_TOKEN=old","ANTHROPIC_OAUTH_TOKEN_X=no","ANTHROPIC_OAUTH_TOKEN=TESTnew"],
                       "Labels":{"com.docker.compose.oneoff":"False"}}},
             {"Id":"fedcba9876543210","Name":"/x","State":{"Status":"exited","ExitCode":3},"Config":{"Env":null}}]"#;
-        let c = parse(json, "ANTHROPIC_OAUTH_TOKEN").unwrap();
+        let c = parse(json, "ANTHROPIC_OAUTH_TOKEN", &Redactor::default()).unwrap();
         assert_eq!(
             (c[0].short_id(), c[0].name.as_str(), c[0].state().as_str()),
             ("0123456789ab", "proj-gw-1", "running, starting")
@@ -116,9 +119,34 @@ mod tests {
 
     #[test]
     fn errors_do_not_quote_the_document() {
-        let err = parse(r#"[{"Id":"x","Config":{"Env":["A=TESTsecret"]}}]"#, "A").unwrap_err();
+        let r = Redactor::default();
+        let err = parse(r#"[{"Id":"x","Config":{"Env":["A=TESTsecret"]}}]"#, "A", &r).unwrap_err();
         assert_eq!(err, "docker inspect output has no State.Status");
-        let err = parse("TESTsecret", "A").unwrap_err();
+        let err = parse("TESTsecret", "A", &r).unwrap_err();
         assert!(!err.contains("TESTsecret"), "{err}");
+    }
+
+    /// A container named after `${ANTHROPIC_OAUTH_TOKEN}` printed the whole token in the
+    /// "recreated" line and in --json's `name`: the name (and every other kept text field) is
+    /// redacted at the source, the value itself stays intact for the comparison.
+    #[test]
+    fn regression_a_container_named_after_the_token_printed_it() {
+        let shaped = format!("sk-ant-oat01-TESTname{}", "a1".repeat(30));
+        let plain = Secret::new(format!("TESTplain{}", "b2".repeat(20)));
+        let json = format!(
+            r#"[{{"Id":"0123456789abcdef","Name":"/gw-{shaped}","State":{{"Status":"running","StartedAt":"{p}"}},
+                "Config":{{"Env":["K={shaped}"]}}}},
+               {{"Id":"fedcba9876543210","Name":"/gw-{p}","State":{{"Status":"exited","Health":{{"Status":"{p}"}}}}}}]"#,
+            p = plain.expose()
+        );
+        let c = parse(&json, "K", &Redactor::new([plain.clone()])).unwrap();
+        assert_eq!(c[0].name, format!("gw-{}", Secret::new(shaped.as_str())));
+        assert_eq!(c[0].value.as_ref().map(Secret::expose), Some(shaped.as_str()), "the value is compared, not shown");
+        assert_eq!(c[0].started_at, plain.to_string());
+        assert_eq!(c[1].name, format!("gw-{plain}"));
+        assert_eq!(c[1].health.as_deref(), Some(plain.to_string().as_str()));
+        for c in &c {
+            assert!(!format!("{} {} {}", c.name, c.state(), c.started_at).contains("TEST"), "{c:?}");
+        }
     }
 }

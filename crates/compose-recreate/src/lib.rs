@@ -53,8 +53,9 @@ Exit status:
       .env's token; --dry-run: the plan was printed; --stdin: input ended and the last batch
       succeeded or found nothing to do
   1   nothing to do (--if-stale): every service already runs a container with the .env's token
-  2   docker or compose is missing or failed: the failing step, its exit status and its output
-      (tokens redacted) are shown
+  2   docker or compose is missing or failed, or a command did not finish within
+      --command-timeout (its process group killed: a hung daemon): the failing step, its exit
+      status and its output (tokens redacted) are shown
   3   a new container did not run (or become healthy) within --timeout, or stopped
   4   the variable in the new container is missing or differs from the .env's: the compose file
       does not pass it (no `env_file:`, no `environment:` entry: older OpenClaw compose files),
@@ -71,12 +72,14 @@ new container would only cost a restart. A line that is not a JSON object is log
 and ignored. A burst becomes one batch once no line came for
 --quiet-period, and recreations start at least --min-interval apart. Like --if-stale, a batch
 does nothing when every service already runs a container with the .env's token; one that fails
-with status 2 or 3 is tried again after --min-interval, up to --retries times. At the end of
+with status 2 or 3 (a hung daemon included) is tried again after --min-interval, up to --retries
+times. At the end of
 input the pending batch runs, then the program exits.
 
 The variable (--key) is removed from the environment of docker and compose, so the .env is the
 only source of the token; tokens never appear in arguments or output: only fingerprints
-(the first 8 hex digits of the SHA-256).
+(the first 8 hex digits of the SHA-256). Everything docker and compose print or report (names
+included) is redacted before it is shown.
 
 Examples:
   compose-recreate --project-dir /srv/openclaw openclaw-gateway
@@ -89,7 +92,7 @@ Examples:
 /// (healthy, when it has a healthcheck), and checks that the token variable inside it (docker
 /// inspect) has the same fingerprint as the .env's value.
 #[derive(Debug, Parser)]
-#[command(name = "compose-recreate", version, after_help = AFTER_HELP, max_term_width = 100)]
+#[command(name = "compose-recreate", version = keeper_core::LONG_VERSION, after_help = AFTER_HELP, max_term_width = 100)]
 // Reason: these doc comments are --help text, where Markdown backticks would show literally.
 #[allow(clippy::doc_markdown)]
 struct Cli {
@@ -126,7 +129,7 @@ struct Cli {
     #[arg(help_heading = "Recreation")]
     mode: Mode,
 
-    /// Seconds compose gives the old container to stop before killing it (compose --timeout) [default: Compose's, 10]
+    /// Seconds compose gives the old container to stop before killing it (compose --timeout) [default: Compose's: the service's stop_grace_period when set, else 10]
     #[arg(long, value_name = "SECONDS", env = "KEEPER_RECREATE_STOP_TIMEOUT", help_heading = "Recreation")]
     stop_timeout: Option<u32>,
 
@@ -147,6 +150,15 @@ struct Cli {
     #[arg(long, value_name = "DURATION", env = "KEEPER_RECREATE_TIMEOUT", default_value = "60s")]
     #[arg(value_parser = humantime::parse_duration, help_heading = "Verification")]
     timeout: Duration,
+
+    /// How long any one docker or compose command may run; then it and its process group are killed (exit 2)
+    ///
+    /// A hung Docker daemon would otherwise hang the run for good. Raise it when a service's
+    /// stop_grace_period (or --stop-timeout) is longer: `up` and `down` wait for the old
+    /// container to stop.
+    #[arg(long, value_name = "DURATION", env = "KEEPER_RECREATE_COMMAND_TIMEOUT", default_value = "2m")]
+    #[arg(value_parser = humantime::parse_duration, help_heading = "Verification")]
+    command_timeout: Duration,
 
     /// Read cred-sync's change lines from stdin and recreate once per burst, until stdin closes
     #[arg(long, env = "KEEPER_RECREATE_STDIN", help_heading = "Watching stdin")]
@@ -212,6 +224,13 @@ impl Failure {
     pub(crate) fn new(code: u8, message: impl Into<String>) -> Self {
         Self { code, message: message.into() }
     }
+}
+
+/// The clap definition of `compose-recreate`'s command line, the one `--help` shows: the man page and the
+/// shell completions are generated from it (`crates/keeper-dist`).
+#[must_use]
+pub fn command() -> clap::Command {
+    <Cli as clap::CommandFactory>::command()
 }
 
 /// Runs `compose-recreate` with the process's arguments and returns its exit code.
@@ -282,7 +301,10 @@ fn job(cli: &Cli) -> Result<Job, Failure> {
         global.extend(["-p".into(), name.into()]);
     }
     global.extend(["--project-directory".into(), dir.clone().into_os_string()]);
-    let programs = Programs::find(cli.docker.as_deref(), cli.compose_cmd.as_deref())?;
+    if cli.command_timeout.is_zero() {
+        return Err(usage("--command-timeout must be more than 0"));
+    }
+    let programs = Programs::find(cli.docker.as_deref(), cli.compose_cmd.as_deref(), cli.command_timeout)?;
     Ok(Job {
         plan: Plan {
             mode: cli.mode,
@@ -292,7 +314,14 @@ fn job(cli: &Cli) -> Result<Job, Failure> {
             stop_timeout: cli.stop_timeout,
         },
         env_file,
-        runner: Runner { programs, global, dir, scrub: cli.key.clone(), redactor: Redactor::default() },
+        runner: Runner {
+            programs,
+            global,
+            dir,
+            scrub: cli.key.clone(),
+            deadline: cli.command_timeout,
+            redactor: Redactor::default(),
+        },
         if_stale: cli.if_stale,
         dry_run: cli.dry_run,
         json: cli.json,
@@ -303,15 +332,23 @@ fn job(cli: &Cli) -> Result<Job, Failure> {
 /// code; `Err` for failures.
 fn batch(job: &Job) -> Result<u8, Failure> {
     let expected = recreate::expected_token(&job.env_file, &job.plan.key)?;
-    // Docker's and Compose's messages are shown redacted of this token even when it lacks the shape.
+    // Everything docker and compose say (their output, the names and states they report) is shown
+    // redacted of this token even when it lacks the shape; and, as the last guard, so is every
+    // line and message this batch prints.
     let runner = Runner { redactor: Redactor::new([expected.clone()]), ..job.runner.clone() };
+    run_batch(job, &runner, &expected)
+        .map_err(|failure| Failure::new(failure.code, runner.redactor.redact(&failure.message)))
+}
+
+fn run_batch(job: &Job, runner: &Runner, expected: &Secret) -> Result<u8, Failure> {
+    let (runner, expected) = (runner.clone(), expected.clone());
     if job.dry_run {
         print_plan(&runner, job, &expected);
         return Ok(EXIT_OK);
     }
     if job.if_stale && recreate::is_current(&runner, &job.plan, &expected)? {
         for service in &job.plan.services {
-            emit(job.json, &current_line(job, service, &expected));
+            emit(job.json, &current_line(job, service, &expected), &runner.redactor);
         }
         log(Level::Info, PROGRAM, format_args!("already current with {expected}: nothing to do"));
         return Ok(EXIT_NOTHING_TO_DO);
@@ -342,7 +379,7 @@ fn batch(job: &Job) -> Result<u8, Failure> {
     })?;
     let elapsed = started.elapsed();
     for v in &verified {
-        emit(job.json, &verified_line(job, v, &expected, elapsed));
+        emit(job.json, &verified_line(job, v, &expected, elapsed), &runner.redactor);
     }
     Ok(EXIT_OK)
 }
@@ -379,9 +416,10 @@ fn print_plan(runner: &Runner, job: &Job, expected: &Secret) {
     let _ = std::io::stdout().lock().write_all(text.as_bytes());
 }
 
-/// Prints a result: the JSON object, or its `text` field.
-fn emit(json: bool, line: &serde_json::Value) {
+/// Prints a result: the JSON object, or its `text` field, redacted.
+fn emit(json: bool, line: &serde_json::Value, redactor: &Redactor) {
     let text = if json { line.to_string() } else { line["text"].as_str().unwrap_or_default().to_owned() };
+    let text = redactor.redact(&text);
     let mut stdout = std::io::stdout().lock();
     let _ = writeln!(stdout, "{text}");
     let _ = stdout.flush();

@@ -77,10 +77,14 @@ fn inspect_ids(runner: &Runner, ids: &[String], key: &str) -> Result<Vec<Contain
     let mut found = Vec::new();
     for id in ids {
         // One at a time: a container removed meanwhile fails only its own inspect.
-        let Ok(json) = runner.run("docker inspect", runner.docker(&["inspect", "--type", "container", id])) else {
-            continue;
+        let inspect = runner.docker(&["inspect", "--type", "container", id]);
+        let json = match runner.run_unredacted("docker inspect", inspect) {
+            Ok(json) => json,
+            // A daemon that does not answer is not a vanished container.
+            Err(failure) if failure.message.contains("did not finish within") => return Err(failure),
+            Err(_) => continue,
         };
-        let parsed = inspect::parse(&json, key).map_err(|e| Failure::new(EXIT_DOCKER, e))?;
+        let parsed = inspect::parse(&json, key, &runner.redactor).map_err(|e| Failure::new(EXIT_DOCKER, e))?;
         found.extend(parsed.into_iter().filter(|c| !c.one_off));
     }
     Ok(found)

@@ -166,3 +166,19 @@ fn stdin_coalesces_fifty_change_lines_into_one_batch() {
     assert!(stderr.contains("warning: ignoring a stdin line: not JSON"), "{stderr}");
     assert!(stderr.contains("batch of 50 change line(s)"), "{stderr}");
 }
+
+/// `--help` said the stop timeout defaults to "Compose's, 10"; Compose uses the service's
+/// `stop_grace_period` when the compose file sets one.
+#[test]
+fn regression_help_said_the_stop_timeout_defaults_to_10_ignoring_stop_grace_period() {
+    let (code, stdout, _) = run(tool().arg("--help"));
+    assert_eq!(code, 0);
+    let flat = stdout.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(!flat.contains("Compose's, 10"), "{stdout}");
+    assert!(flat.contains("[default: Compose's: the service's stop_grace_period when set, else 10]"), "{stdout}");
+    assert!(flat.contains("--command-timeout <DURATION>"), "{stdout}");
+    assert!(flat.contains("KEEPER_RECREATE_COMMAND_TIMEOUT"), "{stdout}");
+    let dir = tempfile::tempdir().unwrap();
+    let (code, _, stderr) = run(tool().arg("--project-dir").arg(dir.path()).args(["--command-timeout", "0s"]));
+    assert_eq!(code, 64, "{stderr}");
+}

@@ -306,3 +306,45 @@ fn a_container_that_is_not_healthy_in_time_or_exits_gives_3() {
         assert!(stderr.contains("stopped: exited (status 7)"), "{label}: {stderr}");
     });
 }
+
+/// A container named after `${ANTHROPIC_OAUTH_TOKEN}` printed the whole token in the "recreated"
+/// line, in --json's `name` and in errors: only the stderr of a failing command was redacted.
+/// Now everything that comes back from docker and compose is, whether the token has the
+/// `sk-ant-` shape (redacted by shape) or not (redacted as the .env's known value).
+#[test]
+fn regression_a_container_named_after_the_token_printed_it_whole() {
+    let engine = engine_or_skip!();
+    for_each_compose(composes_or_skip!(engine), |compose| {
+        let label = compose.label();
+        let named = format!("    container_name: \"gw-${{{KEY}}}\"\n{ENV_FILE}");
+        let shaped = token();
+        let project = Project::new(engine, compose, "", &shaped);
+        project.write_compose(&format!(
+            "  gateway:\n{}",
+            recording_service(engine.busybox_image(), &project.rec(), &named)
+        ));
+        // outcome() fails the test on any leak, in stdout or stderr.
+        let (code, stdout, stderr) = run(project.tool().arg("gateway"));
+        assert_eq!(code, 0, "{label}: {stderr}");
+        let shown = format!("gw-sk-ant-oat01-…({})", fingerprint(&shaped));
+        assert!(stdout.contains(&format!("container {shown} (")), "{label}: {stdout}");
+        let (code, stdout, stderr) = run(project.tool().args(["--json", "gateway"]));
+        assert_eq!(code, 0, "{label}: {stderr}");
+        let line: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+        assert_eq!(line["name"], shown, "{label}");
+
+        // A token without the shape, known only as the .env's value; and an error naming the
+        // container (the compose file sets the variable from elsewhere).
+        let plain = format!("TEST{}", &token()[17..57]);
+        project.set_token(&plain);
+        let literal = format!("    container_name: \"gw-${{{KEY}}}\"\n    environment:\n      {KEY}: other\n");
+        project.write_compose(&format!(
+            "  gateway:\n{}",
+            recording_service(engine.busybox_image(), &project.rec(), &literal)
+        ));
+        let (code, _, stderr) = run(project.tool().args(["--json", "gateway"]));
+        assert_eq!(code, 4, "{label}: {stderr}");
+        let shown = format!("container gw-{} has {KEY}=", credmap::Secret::new(plain.as_str()));
+        assert!(stderr.contains(&shown), "{label}: {stderr}");
+    });
+}

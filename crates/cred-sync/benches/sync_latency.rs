@@ -7,12 +7,17 @@
 //! - the first seed's pipeline (`scripts/bench/seed-sync-oauth-token.sh`: inotifywait + bash +
 //!   python3 + sed, no fsync), when inotifywait and python3 are installed.
 //!
-//! Each side gets the same writes, one at a time; completion is seen by inotify on the targets'
-//! directory. Prints p50/p99/mean, the ratios against the targets (p99 ≤ 1.5× floor, p50 ≥ 20×
-//! faster than the seed), and cred-sync's idle RSS (target ≤ 4 MiB).
+//! The sides are measured interleaved, write by write: every side runs its syncer throughout, and
+//! write i goes to each side in turn (the order rotating with i, so no side is always first), so
+//! a disk or a machine that gets busier during the run slows every side alike rather than the one
+//! measured then. Completion is seen by inotify on the targets' directory. The writes are split
+//! into rounds; per round it prints each side's p50/p99 and the ratios, then each ratio's median
+//! and its spread (min–max) across rounds, then the targets (p99 ≤ 1.5× floor, p50 ≥ 20× faster
+//! than the seed) on all samples, and cred-sync's idle RSS (target ≤ 4 MiB).
 //!
 //! Run: `scripts/bench-cred-sync.sh` (or `cargo bench -p cred-sync --bench sync_latency`);
-//! `BENCH_WRITES` sets the number of writes per side (default 500).
+//! `BENCH_WRITES` sets the number of writes per side (default 500), `BENCH_ROUNDS` the rounds
+//! they are split into (default 5).
 
 use inotify::{Inotify, WatchMask};
 use std::io::Write;
@@ -27,16 +32,54 @@ fn main() {
     if std::env::var_os("SYNC_LATENCY_FLOOR").is_some() {
         return floor();
     }
-    let writes: usize = std::env::var("BENCH_WRITES").ok().and_then(|v| v.parse().ok()).unwrap_or(500);
+    let env = |name: &str, default: usize| std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default);
+    let writes = env("BENCH_WRITES", 500).max(1);
+    let rounds = env("BENCH_ROUNDS", 5).clamp(1, writes);
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     let seed_script = root.join("scripts/bench/seed-sync-oauth-token.sh");
     let have_seed = which::which("inotifywait").is_ok() && which::which("python3").is_ok();
 
-    println!("cred-sync latency: source rename → 3 file targets hold the new token ({writes} writes per side)");
-    let floor = measure("floor", writes, |b| {
-        Command::new(std::env::current_exe().unwrap()).env("SYNC_LATENCY_FLOOR", "1").args(b.args()).spawn().unwrap()
-    });
-    let ours = measure("cred-sync", writes, |b| cred_sync_watch(b, &TARGET_NAMES));
+    println!(
+        "cred-sync latency: source rename → 3 file targets hold the new token ({writes} writes per side, \
+         interleaved write by write, in {rounds} rounds)"
+    );
+    let mut sides = vec![
+        Side::start("floor", |b| {
+            Command::new(std::env::current_exe().unwrap())
+                .env("SYNC_LATENCY_FLOOR", "1")
+                .args(b.args())
+                .spawn()
+                .unwrap()
+        }),
+        Side::start("cred-sync", |b| cred_sync_watch(b, &TARGET_NAMES)),
+    ];
+    if have_seed {
+        sides.push(Side::start("seed pipeline", |b| {
+            Command::new("bash")
+                .arg(&seed_script)
+                .arg(b.source())
+                .arg(b.target("oauth.json"))
+                .arg(b.target("auth-profiles.json"))
+                .arg(b.target(".env"))
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .process_group(0)
+                .spawn()
+                .unwrap()
+        }));
+    }
+    let n = sides.len();
+    let mut samples: Vec<Vec<Vec<f64>>> = vec![vec![Vec::new(); rounds]; n];
+    for i in 1..=writes {
+        let round = (i - 1) * rounds / writes;
+        for k in 0..n {
+            let side = (i + k) % n;
+            samples[side][round].push(sides[side].one_write(i));
+        }
+    }
+    for side in sides {
+        side.stop();
+    }
     // Idle RSS of a fresh watcher (three targets, as measured) after its first sync.
     let rss_kib = {
         let b = Bench::new();
@@ -51,39 +94,73 @@ fn main() {
             .find_map(|l| l.strip_prefix("VmRSS:"))
             .map_or(0, |v| v.trim().trim_end_matches("kB").trim().parse::<u64>().unwrap_or(0))
     };
-    let seed = have_seed.then(|| {
-        measure("seed pipeline", writes, |b| {
-            Command::new("bash")
-                .arg(&seed_script)
-                .arg(b.source())
-                .arg(b.target("oauth.json"))
-                .arg(b.target("auth-profiles.json"))
-                .arg(b.target(".env"))
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .process_group(0)
-                .spawn()
-                .unwrap()
-        })
-    });
+
+    print_report(&samples, rounds);
+    let idle_mib = rss_kib as f64 / 1024.0;
+    println!("cred-sync --watch idle RSS = {idle_mib:.2} MiB (target <= 4 MiB): {}", verdict(idle_mib <= 4.0));
+}
+
+/// Per round each side's p50/p99 and the ratios; then all samples, and each ratio's median and
+/// spread across the rounds, against the targets. `samples[side][round]`: floor, ours, seed.
+fn print_report(samples: &[Vec<Vec<f64>>], rounds: usize) {
+    let n = samples.len();
+    let names = ["floor", "cred-sync", "seed pipeline"];
+    let all: Vec<Stats> = samples.iter().map(|rounds| Stats::of(rounds.concat())).collect();
+    let per_round: Vec<Vec<Stats>> =
+        samples.iter().map(|rounds| rounds.iter().map(|r| Stats::of(r.clone())).collect()).collect();
+    let (floor, ours) = (0, 1);
+    let seed = (n > 2).then_some(2);
 
     println!();
-    println!("{:<14} {:>10} {:>10} {:>10}", "", "p50 ms", "p99 ms", "mean ms");
-    for (name, s) in [("floor", Some(&floor)), ("cred-sync", Some(&ours)), ("seed pipeline", seed.as_ref())] {
-        match s {
+    println!("per round, p50 / p99 ms:");
+    print!("{:<7}", "round");
+    for name in &names[..n] {
+        print!(" {name:>22}");
+    }
+    println!(" {:>18} {:>18}", "ours/floor p99", "seed/ours p50");
+    for r in 0..rounds {
+        print!("{:<7}", r + 1);
+        for side in &per_round {
+            print!(" {:>22}", format!("{:.3} / {:.3}", side[r].p50, side[r].p99));
+        }
+        let p99_ratio = per_round[ours][r].p99 / per_round[floor][r].p99;
+        let speedup = seed.map(|s| per_round[s][r].p50 / per_round[ours][r].p50);
+        println!(" {:>17.2}x {:>18}", p99_ratio, speedup.map_or("-".to_owned(), |x| format!("{x:.1}x")));
+    }
+
+    println!();
+    println!("{:<14} {:>10} {:>10} {:>10}   (all rounds)", "", "p50 ms", "p99 ms", "mean ms");
+    for (i, name) in names.iter().enumerate() {
+        match all.get(i) {
             Some(s) => println!("{name:<14} {:>10.3} {:>10.3} {:>10.3}", s.p50, s.p99, s.mean),
             None => println!("{name:<14} (skipped: needs inotifywait and python3)"),
         }
     }
     println!();
-    let p99_ratio = ours.p99 / floor.p99;
-    println!("cred-sync p99 / floor p99 = {p99_ratio:.2}x (target <= 1.5x): {}", verdict(p99_ratio <= 1.5));
-    if let Some(seed) = &seed {
-        let speedup = seed.p50 / ours.p50;
-        println!("seed p50 / cred-sync p50 = {speedup:.1}x (target >= 20x): {}", verdict(speedup >= 20.0));
+    let spread = |ratios: Vec<f64>| {
+        let mut r = ratios;
+        r.sort_by(f64::total_cmp);
+        (r[r.len() / 2], r[0], r[r.len() - 1])
+    };
+    let p99_ratio = all[ours].p99 / all[floor].p99;
+    let (median, min, max) = spread((0..rounds).map(|r| per_round[ours][r].p99 / per_round[floor][r].p99).collect());
+    println!(
+        "cred-sync p99 / floor p99 = {p99_ratio:.2}x (target <= 1.5x): {}; per round median {median:.2}x (min {min:.2}x, max {max:.2}x)",
+        verdict(p99_ratio <= 1.5)
+    );
+    let (median, min, max) = spread((0..rounds).map(|r| per_round[ours][r].p50 / per_round[floor][r].p50).collect());
+    println!(
+        "cred-sync p50 / floor p50 = {:.2}x; per round median {median:.2}x (min {min:.2}x, max {max:.2}x)",
+        all[ours].p50 / all[floor].p50
+    );
+    if let Some(seed) = seed {
+        let speedup = all[seed].p50 / all[ours].p50;
+        let (median, min, max) = spread((0..rounds).map(|r| per_round[seed][r].p50 / per_round[ours][r].p50).collect());
+        println!(
+            "seed p50 / cred-sync p50 = {speedup:.1}x (target >= 20x): {}; per round median {median:.1}x (min {min:.1}x, max {max:.1}x)",
+            verdict(speedup >= 20.0)
+        );
     }
-    let idle_mib = rss_kib as f64 / 1024.0;
-    println!("cred-sync --watch idle RSS = {idle_mib:.2} MiB (target <= 4 MiB): {}", verdict(idle_mib <= 4.0));
 }
 
 /// `cred-sync --watch` (release build) into the named targets, hermetic: no config, no inherited
@@ -126,6 +203,14 @@ struct Stats {
     p50: f64,
     p99: f64,
     mean: f64,
+}
+
+impl Stats {
+    fn of(mut samples: Vec<f64>) -> Self {
+        samples.sort_by(f64::total_cmp);
+        let pct = |p: f64| samples[((samples.len() as f64 - 1.0) * p).round() as usize];
+        Self { p50: pct(0.50), p99: pct(0.99), mean: samples.iter().sum::<f64>() / samples.len() as f64 }
+    }
 }
 
 /// One side's source and target directories.
@@ -184,54 +269,70 @@ impl Bench {
     }
 }
 
-/// Starts a syncer, then times `writes` source writes, each until all targets hold it.
-fn measure(name: &str, writes: usize, start: impl FnOnce(&Bench) -> Child) -> Stats {
-    let b = Bench::new();
-    let mut inotify = Inotify::init().unwrap();
-    inotify.watches().add(b.dir.join("targets"), WatchMask::CLOSE_WRITE | WatchMask::MOVED_TO).unwrap();
-    b.write_source(&b.token(0), 0);
-    let mut child = start(&b);
-    let mut buffer = [0u8; 4096];
-    let wait_all = |inotify: &mut Inotify, buffer: &mut [u8], token: &str| {
+/// One side: its directories, its syncer (running throughout), and inotify on its targets.
+struct Side {
+    name: &'static str,
+    b: Bench,
+    child: Child,
+    inotify: Inotify,
+    buffer: [u8; 4096],
+}
+
+impl Side {
+    /// Starts the syncer and waits for its first sync (start-up is not measured).
+    fn start(name: &'static str, start: impl FnOnce(&Bench) -> Child) -> Self {
+        let b = Bench::new();
+        let inotify = Inotify::init().unwrap();
+        inotify.watches().add(b.dir.join("targets"), WatchMask::CLOSE_WRITE | WatchMask::MOVED_TO).unwrap();
+        b.write_source(&b.token(0), 0);
+        let child = start(&b);
+        let mut side = Self { name, b, child, inotify, buffer: [0u8; 4096] };
+        // The seed's watcher does no initial sync: write the first token again until it is taken.
+        let started = Instant::now();
+        while !side.b.all_hold(&side.b.token(0)) && started.elapsed() < Duration::from_secs(10) {
+            std::thread::sleep(Duration::from_millis(300));
+            if !side.b.all_hold(&side.b.token(0)) {
+                side.b.write_source(&side.b.token(0), 0);
+            }
+        }
+        side.wait_all(&side.b.token(0));
+        std::thread::sleep(Duration::from_millis(200));
+        side.drain();
+        side
+    }
+
+    /// Sleeps on inotify until every target holds `token`.
+    fn wait_all(&mut self, token: &str) {
         let deadline = Instant::now() + Duration::from_secs(30);
-        while !b.all_hold(token) {
-            assert!(Instant::now() < deadline, "{name}: targets never got the token");
-            // Sleeps until a target is written.
-            inotify.read_events_blocking(buffer).unwrap();
-        }
-    };
-    // The first sync (and the syncer's start-up) is not measured. The seed's watcher does no
-    // initial sync: write the first token again until it is taken.
-    let started = Instant::now();
-    while !b.all_hold(&b.token(0)) && started.elapsed() < Duration::from_secs(10) {
-        std::thread::sleep(Duration::from_millis(300));
-        if !b.all_hold(&b.token(0)) {
-            b.write_source(&b.token(0), 0);
+        while !self.b.all_hold(token) {
+            assert!(Instant::now() < deadline, "{}: targets never got the token", self.name);
+            self.inotify.read_events_blocking(&mut self.buffer).unwrap();
         }
     }
-    wait_all(&mut inotify, &mut buffer, &b.token(0));
-    std::thread::sleep(Duration::from_millis(200));
-    let _ = inotify.read_events(&mut buffer);
-    let mut samples = Vec::with_capacity(writes);
-    for i in 1..=writes {
-        let token = b.token(i);
-        b.write_source(&token, i);
+
+    fn drain(&mut self) {
+        while self.inotify.read_events(&mut self.buffer).is_ok_and(|e| e.count() > 0) {}
+    }
+
+    /// Writes token `i` and times it until every target holds it: milliseconds.
+    fn one_write(&mut self, i: usize) -> f64 {
+        let token = self.b.token(i);
+        self.b.write_source(&token, i);
         let t0 = Instant::now();
-        wait_all(&mut inotify, &mut buffer, &token);
-        samples.push(t0.elapsed().as_secs_f64() * 1000.0);
-        // Let the syncer finish its trailing directory fsync before the next write.
+        self.wait_all(&token);
+        let ms = t0.elapsed().as_secs_f64() * 1000.0;
+        // Let the syncer finish its trailing directory fsync before the next write anywhere.
         std::thread::sleep(Duration::from_millis(2));
-        while inotify.read_events(&mut buffer).is_ok_and(|e| e.count() > 0) {}
+        self.drain();
+        ms
     }
-    // The seed's pipeline is a process group (bash, inotifywait, python3).
-    let _ = nix_kill_group(child.id());
-    let _ = child.kill();
-    let _ = child.wait();
-    samples.sort_by(f64::total_cmp);
-    let pct = |p: f64| samples[((samples.len() as f64 - 1.0) * p).round() as usize];
-    let stats = Stats { p50: pct(0.50), p99: pct(0.99), mean: samples.iter().sum::<f64>() / samples.len() as f64 };
-    println!("  {name}: {} writes, p50 {:.3} ms, p99 {:.3} ms", samples.len(), stats.p50, stats.p99);
-    stats
+
+    fn stop(mut self) {
+        // The seed's pipeline is a process group (bash, inotifywait, python3).
+        let _ = nix_kill_group(self.child.id());
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 fn nix_kill_group(pid: u32) -> nix::Result<()> {

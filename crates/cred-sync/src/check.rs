@@ -128,7 +128,14 @@ fn file_row(target: &FileTarget, settings: &Settings, cred: &Credential) -> Row 
     }
     match store::holding(target.kind, Some(&bytes), &settings.shape) {
         Err(e) => row(State::Unreadable).detail(e.to_string()),
-        Ok(held) => {
+        Ok(mut held) => {
+            if held.expires_at.is_none() {
+                // A .env or drop-in: the expiry cred-sync remembers writing with this token.
+                held.expires_at = held
+                    .token
+                    .as_ref()
+                    .and_then(|t| crate::sync::remembered_expiry(&settings.paste.state_dir, &path, t));
+            }
             let state = if held.matches(target.kind, cred, settings.shape.policy) {
                 State::InSync
             } else if held.token.is_none() {

@@ -56,14 +56,112 @@ pub(crate) fn sqlite_evidence(target: &Path, installed: Option<Version>) -> Opti
 
 /// What an `openclaw.json`'s `meta` says about the release that last wrote it.
 fn config_evidence(config: &Path) -> Option<String> {
+    match config_meta(config)? {
+        (Era::Sqlite, why) => Some(why),
+        (Era::Json, _) => None,
+    }
+}
+
+/// The era an `openclaw.json`'s `meta` points to, and why; `None` when it says nothing.
+fn config_meta(config: &Path) -> Option<(Era, String)> {
     let bytes = keeper_core::input::read_bounded(&keeper_core::input::Source::File(config.to_path_buf())).ok()?;
     let json: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
     let meta = json.get("meta")?;
     let version = meta.get("lastTouchedVersion").and_then(serde_json::Value::as_str).and_then(Version::parse);
+    let era = |v: Version| if v >= FIRST_SQLITE_RELEASE { Era::Sqlite } else { Era::Json };
     match version {
-        Some(v) if v >= FIRST_SQLITE_RELEASE => Some(format!("{} was last written by OpenClaw {v}", config.display())),
-        Some(_) => None,
-        None => meta.get("migrations").map(|_| format!("{} has SQLite-era migrations", config.display())),
+        Some(v) => Some((era(v), format!("{} was last written by OpenClaw {v}", config.display()))),
+        None => {
+            meta.get("migrations").map(|_| (Era::Sqlite, format!("{} has SQLite-era migrations", config.display())))
+        }
+    }
+}
+
+/// OpenClaw's two generations of credential stores.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Era {
+    /// Up to 2026.6.1: `oauth.json` and `auth-profiles.json`.
+    Json,
+    /// From 2026.6.5 on: SQLite; the JSON files are retired.
+    Sqlite,
+}
+
+impl Era {
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Era::Json => "json",
+            Era::Sqlite => "sqlite",
+        }
+    }
+}
+
+/// `cred-sync --detect DIR`: the generation of the OpenClaw directory DIR and the evidence, by
+/// the very rules the JSON-target refusal uses ([`sqlite_evidence`]): `scripts/setup.sh` asks
+/// this instead of keeping a copy of the rules.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Detection {
+    pub(crate) era: Era,
+    /// Why: every piece of SQLite-era evidence found, else what points to the JSON era (or that
+    /// nothing points anywhere).
+    pub(crate) evidence: Vec<String>,
+    pub(crate) installed: Option<Version>,
+}
+
+/// Judges the OpenClaw directory `dir`: an `openclaw-agent.sqlite` in any agent's directory
+/// (`agents/*/agent/`), an `openclaw.json` in `dir` or above it written by a SQLite-era release,
+/// an installed OpenClaw at or after [`FIRST_SQLITE_RELEASE`].
+pub(crate) fn detect(dir: &Path, installed: Option<Version>) -> Detection {
+    let mut sqlite = Vec::new();
+    let agents = dir.join("agents");
+    if let Ok(entries) = std::fs::read_dir(&agents) {
+        let mut found: Vec<PathBuf> =
+            entries.flatten().map(|e| e.path().join("agent/openclaw-agent.sqlite")).filter(|p| p.exists()).collect();
+        found.sort();
+        sqlite.extend(found.iter().map(|p| format!("{} exists", p.display())));
+    }
+    let mut json_hint = None;
+    for ancestor in dir.ancestors() {
+        match config_meta(&ancestor.join("openclaw.json")) {
+            Some((Era::Sqlite, why)) => {
+                sqlite.push(why);
+                break;
+            }
+            // As sqlite_evidence: a JSON-era config does not end the search upwards.
+            Some((Era::Json, why)) => {
+                json_hint.get_or_insert(why);
+            }
+            None => {}
+        }
+    }
+    let installed_why = installed.map(|v| format!("the installed OpenClaw is {v}"));
+    match installed {
+        Some(v) if v >= FIRST_SQLITE_RELEASE => {
+            sqlite.push(format!("the installed OpenClaw is {v} (credentials in SQLite since {FIRST_SQLITE_RELEASE})"));
+        }
+        _ => {}
+    }
+    if !sqlite.is_empty() {
+        return Detection { era: Era::Sqlite, evidence: sqlite, installed };
+    }
+    let evidence: Vec<String> = json_hint.into_iter().chain(installed_why).collect();
+    let evidence = if evidence.is_empty() {
+        vec!["no SQLite-era evidence (no openclaw-agent.sqlite, no SQLite-era openclaw.json meta, no SQLite-era OpenClaw installed)".to_owned()]
+    } else {
+        evidence
+    };
+    Detection { era: Era::Json, evidence, installed }
+}
+
+impl Detection {
+    /// The `--detect` output: one JSON object.
+    pub(crate) fn to_json(&self, dir: &Path) -> serde_json::Value {
+        serde_json::json!({
+            "dir": dir.display().to_string(),
+            "generation": self.era.name(),
+            "evidence": self.evidence,
+            "installed_version": self.installed.map(|v| v.to_string()),
+            "first_sqlite_release": FIRST_SQLITE_RELEASE.to_string(),
+        })
     }
 }
 
@@ -150,6 +248,37 @@ mod tests {
         std::fs::write(agent.join("openclaw-agent.sqlite"), b"").unwrap();
         assert!(sqlite_evidence(&profiles, None).unwrap().contains("openclaw-agent.sqlite"));
         assert_eq!(sqlite_evidence(&oauth, None), None);
+    }
+
+    #[test]
+    fn detect_names_the_generation_and_every_piece_of_evidence() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("openclaw");
+        std::fs::create_dir_all(dir.join("agents/main/agent")).unwrap();
+        std::fs::create_dir_all(dir.join("agents/nova/agent")).unwrap();
+        let d = detect(&dir, None);
+        assert_eq!(d.era, Era::Json);
+        assert!(d.evidence[0].starts_with("no SQLite-era evidence"), "{d:?}");
+        std::fs::write(dir.join("openclaw.json"), r#"{"meta":{"lastTouchedVersion":"2026.6.1"}}"#).unwrap();
+        let d = detect(&dir, Some(Version([2026, 6, 1])));
+        assert_eq!(d.era, Era::Json);
+        assert_eq!(d.evidence.len(), 2, "{d:?}");
+        assert!(d.evidence[0].ends_with("was last written by OpenClaw 2026.6.1"), "{d:?}");
+        assert_eq!(d.evidence[1], "the installed OpenClaw is 2026.6.1");
+        // 2026.6.1 creates state/openclaw.sqlite too: no evidence.
+        std::fs::create_dir_all(dir.join("state")).unwrap();
+        std::fs::write(dir.join("state/openclaw.sqlite"), b"SQLite format 3\0").unwrap();
+        assert_eq!(detect(&dir, None).era, Era::Json);
+        std::fs::write(dir.join("agents/nova/agent/openclaw-agent.sqlite"), b"").unwrap();
+        let d = detect(&dir, Some(Version([2026, 9, 6])));
+        assert_eq!(d.era, Era::Sqlite);
+        assert!(d.evidence[0].ends_with("agents/nova/agent/openclaw-agent.sqlite exists"), "{d:?}");
+        assert!(d.evidence.iter().any(|e| e.contains("installed OpenClaw is 2026.9.6")), "{d:?}");
+        // The same verdict as the JSON-target refusal for a target in that agent's directory.
+        assert!(sqlite_evidence(&dir.join("agents/nova/agent/auth-profiles.json"), None).is_some());
+        let json = d.to_json(&dir);
+        assert_eq!(json["generation"], "sqlite");
+        assert_eq!(json["installed_version"], "2026.9.6");
     }
 
     #[test]

@@ -60,17 +60,23 @@ Targets (--to, repeatable; KEEPER_TO holds several separated by spaces):
   clear-stale:GLOB          remove Anthropic oauth/token profiles from matching
                             auth-profiles.json files, so OpenClaw uses ANTHROPIC_OAUTH_TOKEN
   Add ,in-place after the kind (dotenv,in-place:PATH) for a file bind-mounted on its own into a
-  container: it is rewritten in place, since a rename would leave the container on the old file.
+  container: it is rewritten in place (same inode), since a rename would leave the container on
+  the old file. Every kind with a PATH takes it (openclaw-oauth, openclaw-profiles, dotenv,
+  systemd-dropin, clear-stale; with a glob, each matching file); openclaw-paste does not.
+  A source or target that is not a regular file (a FIFO, a socket, a device) is refused unread.
 
 Exit status (once and --dry-run; the worst wins: 6 > 5 > 0 > 1):
   0   synced: at least one target written (--dry-run: would be)
   1   nothing to do: every target already holds the token
-  2   source missing, unreadable, over 1 MiB, half-written, malformed or with an empty token
+  2   source missing, unreadable, not a regular file (FIFO, device), over 1 MiB, half-written,
+      malformed (a byte-order mark before the JSON, too) or with an empty token
   3   source is the CLI's logged-out stub: a human must run `claude auth login`
   4   source token expired (--allow-expired to copy it anyway)
-  5   a target holds a token that expires later: not replaced (--allow-downgrade)
-  6   a target failed: unwritable, unreadable, symlink, retired file in SQLite-era OpenClaw,
-      paste-token failed or timed out
+  5   a target holds a token that expires later (a .env or drop-in: as cred-sync remembers
+      writing it): no target is given the source's token, so every copy stays on one
+      (--allow-downgrade)
+  6   a target failed: unwritable, unreadable, not a regular file, symlink, retired file in
+      SQLite-era OpenClaw, paste-token failed or timed out
   7   --check: a target is stale, missing, unreadable or a retired file
   64  usage error
 --check exits 2, 3 for the source as above, else 7 on any drift, else 4 when the source has
@@ -115,13 +121,13 @@ Examples:
 /// every --to target that does not already hold it: atomically, keeping each file's other
 /// contents, owner and mode.
 #[derive(Debug, Parser)]
-#[command(name = "cred-sync", version, after_help = AFTER_HELP, max_term_width = 100)]
-#[command(group(ArgGroup::new("mode").args(["watch", "check", "dry_run"])))]
+#[command(name = "cred-sync", version = keeper_core::LONG_VERSION, after_help = AFTER_HELP, max_term_width = 100)]
+#[command(group(ArgGroup::new("mode").args(["watch", "check", "dry_run", "detect"])))]
 // Reason: these doc comments are --help text, where Markdown backticks would show literally.
 #[allow(clippy::doc_markdown)]
 struct Cli {
-    /// The Claude CLI's credentials file [default: $CLAUDE_CONFIG_DIR/.credentials.json, else
-    /// ~/.claude/.credentials.json]
+    /// The Claude CLI's credentials file [default: $CLAUDE_SECURESTORAGE_CONFIG_DIR/.credentials.json,
+    /// else $CLAUDE_CONFIG_DIR/.credentials.json, else ~/.claude/.credentials.json]
     #[arg(long, value_name = "FILE", env = "KEEPER_CREDENTIALS", help_heading = "Source")]
     from: Option<PathBuf>,
 
@@ -162,8 +168,9 @@ struct Cli {
     #[arg(value_parser = humantime::parse_duration, help_heading = "Targets")]
     paste_timeout: Duration,
 
-    /// Where the fingerprint of the last pasted token is kept [default: /var/lib/openclaw-oauth-keeper
-    /// for root, else $XDG_STATE_HOME/openclaw-oauth-keeper]
+    /// Where the fingerprint of the last pasted token, and of the token last written into each
+    /// .env and drop-in with its expiry (for the downgrade guard), are kept [default:
+    /// /var/lib/openclaw-oauth-keeper for root, else $XDG_STATE_HOME/openclaw-oauth-keeper]
     #[arg(long, value_name = "DIR", env = "KEEPER_STATE_DIR", help_heading = "Targets")]
     state_dir: Option<PathBuf>,
 
@@ -179,7 +186,8 @@ struct Cli {
     #[arg(long, env = "KEEPER_ALLOW_EXPIRED", help_heading = "Safety")]
     allow_expired: bool,
 
-    /// Replace a target's token even when it expires later than the source's
+    /// Replace a target's token even when it, or another target's, expires later than the
+    /// source's
     #[arg(long, env = "KEEPER_ALLOW_DOWNGRADE", help_heading = "Safety")]
     allow_downgrade: bool,
 
@@ -198,6 +206,22 @@ struct Cli {
     /// --check rows as JSON lines
     #[arg(long, requires = "check", help_heading = "Mode")]
     json: bool,
+
+    /// Write nothing: print the generation of the OpenClaw directory DIR (json or sqlite) and
+    /// its evidence as one JSON object, by the rules that refuse JSON targets in a SQLite-era
+    /// OpenClaw (`scripts/setup.sh` asks this)
+    ///
+    /// {"dir", "generation", "evidence": [..], "installed_version", "first_sqlite_release"}.
+    /// The installed version is --openclaw-version, else read from the npm package of
+    /// --openclaw-cmd when that is one program on this host. Needs no --to; exit 0.
+    #[arg(long, value_name = "DIR", help_heading = "Mode")]
+    detect: Option<PathBuf>,
+
+    /// --detect: the version of the OpenClaw that serves DIR when it is not on this host's PATH
+    /// (e.g. read from the gateway container's /app/package.json)
+    #[arg(long, value_name = "VERSION", requires = "detect", help_heading = "Mode")]
+    #[arg(value_parser = parse_version)]
+    openclaw_version: Option<generation::Version>,
 
     /// --watch: wait until the source has been quiet this long before syncing (default: sync on
     /// the first event)
@@ -245,6 +269,13 @@ struct Cli {
     config: keeper_core::config::ConfigArg,
 }
 
+/// The clap definition of `cred-sync`'s command line, the one `--help` shows: the man page and the
+/// shell completions are generated from it (`crates/keeper-dist`).
+#[must_use]
+pub fn command() -> clap::Command {
+    <Cli as clap::CommandFactory>::command()
+}
+
 /// Runs `cred-sync` with the process's arguments and returns its exit code.
 #[must_use]
 pub fn main() -> ExitCode {
@@ -252,6 +283,9 @@ pub fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => return keeper_core::clap_exit(&e),
     };
+    if let Some(dir) = &cli.detect {
+        return detect(dir, &cli);
+    }
     if let Err(problem) = usable_targets(&cli.to) {
         let mut cmd = <Cli as clap::CommandFactory>::command();
         return keeper_core::clap_exit(&cmd.error(clap::error::ErrorKind::MissingRequiredArgument, problem));
@@ -267,6 +301,30 @@ pub fn main() -> ExitCode {
         return ExitCode::from(runner.cycle(true));
     }
     ExitCode::from(runner.until_stable())
+}
+
+/// `--detect DIR`: prints the generation and its evidence.
+fn detect(dir: &std::path::Path, cli: &Cli) -> ExitCode {
+    let installed = cli.openclaw_version.or_else(|| {
+        let words: Vec<&str> = cli.openclaw_cmd.split_whitespace().collect();
+        match words.as_slice() {
+            [program] => generation::installed_version(program),
+            _ => None,
+        }
+    });
+    let detection = generation::detect(dir, installed);
+    let mut out = std::io::stdout().lock();
+    match writeln!(out, "{}", detection.to_json(dir)).and_then(|()| out.flush()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            log(Level::Error, PROGRAM, format_args!("cannot write output: {e}"));
+            ExitCode::from(EXIT_TARGET_FAILED)
+        }
+    }
+}
+
+fn parse_version(text: &str) -> Result<generation::Version, String> {
+    generation::Version::parse(text).ok_or_else(|| format!("{text:?} is not an OpenClaw version (e.g. 2026.9.6)"))
 }
 
 /// At least one target, and none that would undo another's work.
@@ -496,16 +554,27 @@ impl Runner {
                         lines.push(line.to_string());
                     }
                 }
-                Outcome::Downgrade { held } => {
+                Outcome::Downgrade { held, by } => {
                     downgrades += 1;
-                    log(
-                        Level::Warning,
-                        PROGRAM,
-                        format_args!(
-                            "{} ({}): holds a token expiring later ({held}); not replaced (--allow-downgrade)",
-                            r.name, r.kind
+                    match by {
+                        Some(other) if *other != r.name => log(
+                            Level::Warning,
+                            PROGRAM,
+                            format_args!(
+                                "{} ({}): not replaced: {other} holds a token expiring later ({held}), and every copy \
+                                 stays on one token (--allow-downgrade)",
+                                r.name, r.kind
+                            ),
                         ),
-                    );
+                        _ => log(
+                            Level::Warning,
+                            PROGRAM,
+                            format_args!(
+                                "{} ({}): holds a token expiring later ({held}); not replaced (--allow-downgrade)",
+                                r.name, r.kind
+                            ),
+                        ),
+                    }
                 }
                 Outcome::Failed(problem) => {
                     failures += 1;

@@ -167,7 +167,7 @@ pub(crate) fn sync(
         if !settings.allow_downgrade && last.fingerprint != fingerprint && last.expires_ms > cred.expires_at.as_millis()
         {
             let held = ExpiresAt::from_millis(last.expires_ms).unwrap_or(cred.expires_at);
-            return report(Outcome::Downgrade { held }, Wrote::Nothing, Delivery::Told);
+            return report(Outcome::Downgrade { held, by: None }, Wrote::Nothing, Delivery::Told);
         }
     }
     if let Err(problem) = acceptable(cred) {

@@ -5,7 +5,7 @@ use crate::generation::{self, Version};
 use crate::paste::{self, PasteSettings};
 use crate::store::{self, Shape};
 use crate::target::{FileTarget, Kind, TargetSpec, show};
-use credmap::{Credential, ExpiresAt, Secret};
+use credmap::{Credential, ExpiresAt, Fingerprint, Secret};
 use keeper_core::input::{ReadError, Source, read_bounded};
 use keeper_core::write::{DirLock, overwrite_in_place, replace_atomically};
 use serde_json::{Value, json};
@@ -31,8 +31,8 @@ pub(crate) enum Outcome {
     Unchanged,
     /// Written (or, in a dry run, would be).
     Written,
-    /// Holds a token that lives longer; not replaced.
-    Downgrade { held: ExpiresAt },
+    /// Holds a token that lives longer (or, `by`, another target of the run does); not replaced.
+    Downgrade { held: ExpiresAt, by: Option<String> },
     /// Could not be written; the message names the file and the problem.
     Failed(String),
 }
@@ -88,7 +88,40 @@ impl TargetReport {
 }
 
 /// Syncs `cred` into every target. With `dry_run`, nothing is written and no program is run.
+///
+/// The downgrade rule holds for the run as a whole: when any target holds a different token that
+/// expires later than `cred` (in the file, or as remembered for a file that records no expiry),
+/// no target is given `cred` (unless `--allow-downgrade`), so a stale source never leaves the
+/// copies on two tokens. A dry pass judges every target first; it reads, writes nothing.
 pub(crate) fn sync_all(settings: &Settings, cred: &Credential, now_ms: i64, dry_run: bool) -> Vec<TargetReport> {
+    if settings.allow_downgrade {
+        return sync_each(settings, cred, now_ms, dry_run);
+    }
+    let judged = sync_each(settings, cred, now_ms, true);
+    let newest = judged
+        .iter()
+        .filter_map(|r| match &r.outcome {
+            Outcome::Downgrade { held, .. } => Some((*held, r.name.clone())),
+            _ => None,
+        })
+        .max_by_key(|(held, _)| *held);
+    if let Some((held, by)) = newest {
+        return judged
+            .into_iter()
+            .map(|mut r| {
+                if r.outcome == Outcome::Written && matches!(r.wrote, Wrote::Token { .. }) {
+                    r.outcome = Outcome::Downgrade { held, by: Some(by.clone()) };
+                    r.wrote = Wrote::Nothing;
+                }
+                r
+            })
+            .collect();
+    }
+    if dry_run { judged } else { sync_each(settings, cred, now_ms, false) }
+}
+
+/// Syncs `cred` into every target, each judged on its own.
+fn sync_each(settings: &Settings, cred: &Credential, now_ms: i64, dry_run: bool) -> Vec<TargetReport> {
     let mut reports = Vec::new();
     for spec in &settings.targets {
         if spec.kind == Kind::OpenclawPaste {
@@ -163,7 +196,7 @@ const AUTH_STATE_FILE: &str = "auth-state.json";
 /// ("Provider anthropic has auth issue (skipping all models)"; seen with the real 2026.6.1, even
 /// after its in-process restart). A file that cannot be read or written is left alone, with a
 /// warning: the token itself was written.
-fn clear_state_cooldown(path: &Path, profile_id: &str) {
+fn clear_state_cooldown(path: &Path, profile_id: &str, in_place: bool) {
     let warn = |what: String| {
         keeper_core::log::log(keeper_core::log::Level::Warning, crate::PROGRAM, format_args!("{what}"));
     };
@@ -179,7 +212,9 @@ fn clear_state_cooldown(path: &Path, profile_id: &str) {
     if !credmap::auth_profiles::clear_cooldown(&mut doc, profile_id) {
         return;
     }
-    match replace_atomically(path, &doc.to_bytes()) {
+    let written =
+        if in_place { overwrite_in_place(path, &doc.to_bytes()) } else { replace_atomically(path, &doc.to_bytes()) };
+    match written {
         Ok(()) => keeper_core::log::log(
             keeper_core::log::Level::Info,
             crate::PROGRAM,
@@ -250,13 +285,18 @@ fn try_sync_file(
             Some(after) => (after, Wrote::Removed(cleared.removed)),
         }
     } else {
-        let held = store::holding(target.kind, current.as_deref(), &settings.shape).map_err(unreadable)?;
+        let mut held = store::holding(target.kind, current.as_deref(), &settings.shape).map_err(unreadable)?;
+        if held.expires_at.is_none() {
+            // A .env or drop-in records no expiry: what cred-sync wrote there last says it, as long
+            // as the file still holds that very token.
+            held.expires_at = held.token.as_ref().and_then(|t| remembered_expiry(&settings.paste.state_dir, &path, t));
+        }
         if held.matches(target.kind, cred, settings.shape.policy) {
             return Ok((Outcome::Unchanged, Wrote::Nothing, delivery));
         }
         if !settings.allow_downgrade && held.is_downgraded_by(cred) {
             let held = held.expires_at.expect("a downgrade implies a held expiry");
-            return Ok((Outcome::Downgrade { held }, Wrote::Nothing, delivery));
+            return Ok((Outcome::Downgrade { held, by: None }, Wrote::Nothing, delivery));
         }
         if delivery == Delivery::Live {
             delivery =
@@ -270,8 +310,55 @@ fn try_sync_file(
             if target.in_place { overwrite_in_place(&path, &contents) } else { replace_atomically(&path, &contents) };
         written.map_err(|e| format!("cannot write {}: {e}", path.display()))?;
         if target.kind == Kind::OpenclawProfiles {
-            clear_state_cooldown(&dir.join(AUTH_STATE_FILE), &settings.shape.profile_id);
+            clear_state_cooldown(&dir.join(AUTH_STATE_FILE), &settings.shape.profile_id, target.in_place);
+        }
+        if !target.kind.records_expiry() && target.kind != Kind::ClearStale {
+            remember_written(&settings.paste.state_dir, &path, cred);
         }
     }
     Ok((Outcome::Written, wrote, delivery))
+}
+
+/// The state file remembering what cred-sync last wrote into a target that records no expiry
+/// itself (`.env`, drop-in): `written-<file name>-<fingerprint of the path>.json`.
+fn written_record(state_dir: &Path, target: &Path) -> PathBuf {
+    let name = target.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let clean: String =
+        name.chars().take(40).map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' }).collect();
+    let id = Fingerprint::of(&target.to_string_lossy());
+    state_dir.join(format!("written-{clean}-{id}.json"))
+}
+
+/// The expiry of `token` as remembered for `target`, when the record is of that very token.
+pub(crate) fn remembered_expiry(state_dir: &Path, target: &Path, token: &Secret) -> Option<ExpiresAt> {
+    let bytes = read_bounded(&Source::File(written_record(state_dir, target))).ok()?;
+    let record: Value = serde_json::from_slice(&bytes).ok()?;
+    if record.get("fingerprint")?.as_str()? != token.fingerprint().to_string() {
+        return None;
+    }
+    ExpiresAt::from_millis(record.get("expires_ms")?.as_i64()?).ok()
+}
+
+/// Remembers the token just written into `target` and its expiry (a failure is only a warning:
+/// the write itself worked).
+fn remember_written(state_dir: &Path, target: &Path, cred: &Credential) {
+    let record = json!({
+        "target": show(target),
+        "fingerprint": cred.access_token.fingerprint().to_string(),
+        "expires_ms": cred.expires_at.as_millis(),
+    });
+    let file = written_record(state_dir, target);
+    let saved =
+        std::fs::create_dir_all(state_dir).and_then(|()| replace_atomically(&file, format!("{record}\n").as_bytes()));
+    if let Err(e) = saved {
+        keeper_core::log::log(
+            keeper_core::log::Level::Warning,
+            crate::PROGRAM,
+            format_args!(
+                "{}: written, but cannot remember its expiry in {}: {e} (the downgrade guard cannot protect it)",
+                show(target),
+                file.display()
+            ),
+        );
+    }
 }

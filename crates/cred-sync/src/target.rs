@@ -61,6 +61,12 @@ impl Kind {
         }
     }
 
+    /// Whether the file records the token's expiry itself (the JSON stores); for the others
+    /// cred-sync remembers it in its state directory.
+    pub(crate) fn records_expiry(self) -> bool {
+        matches!(self, Kind::OpenclawOauth | Kind::OpenclawProfiles)
+    }
+
     /// A store the running gateway reads its credential from (not the environment).
     pub(crate) fn is_store(self) -> bool {
         matches!(self, Kind::OpenclawOauth | Kind::OpenclawProfiles | Kind::OpenclawPaste)
@@ -120,9 +126,8 @@ impl FromStr for TargetSpec {
             return Ok(Self { kind, path: None, agent, in_place });
         }
         let path = rest.filter(|p| !p.is_empty()).ok_or_else(|| format!("{kind} needs a path: {kind}:PATH"))?;
-        if in_place && kind.takes_glob() {
-            return Err(format!("{kind} files are never bind-mounted singly: in-place is not offered"));
-        }
+        // Every file kind takes in-place, globs too (each agent's auth-profiles.json may be
+        // bind-mounted singly into its container): each matching file is rewritten in place.
         Ok(Self { kind, path: Some(expand_home(path)), agent: None, in_place })
     }
 }
@@ -226,13 +231,28 @@ mod tests {
             ("dotenv", "dotenv needs a path"),
             ("dotenv:", "dotenv needs a path"),
             ("dotenv,inplace:/x", "unknown modifier \"inplace\""),
-            ("openclaw-profiles,in-place:/x", "in-place is not offered"),
             ("openclaw-paste,in-place", "unknown modifier"),
             ("openclaw-paste:/x/y", "agent id"),
         ] {
             let err = spec.parse::<TargetSpec>().unwrap_err();
             assert!(err.contains(needle), "{spec}: {err}");
         }
+    }
+
+    /// `openclaw-profiles,in-place:` exited 64 ("never bind-mounted singly"), though users do
+    /// bind-mount single agent files and README promised in-place for every file target.
+    #[test]
+    fn regression_in_place_was_refused_for_profile_targets() {
+        for kind in ["openclaw-oauth", "openclaw-profiles", "dotenv", "systemd-dropin", "clear-stale"] {
+            let t: TargetSpec = format!("{kind},in-place:/srv/a/agents/*/agent/auth-profiles.json").parse().unwrap();
+            assert!(t.in_place, "{kind}");
+            assert_eq!(t.to_string(), format!("{kind},in-place:/srv/a/agents/*/agent/auth-profiles.json"));
+        }
+        let t: TargetSpec = "openclaw-profiles,in-place:/srv/a/agents/*/agent/auth-profiles.json".parse().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("agents/main/agent")).unwrap();
+        let t = TargetSpec { path: Some(dir.path().join("agents/*/agent/auth-profiles.json")), ..t };
+        assert!(t.files().unwrap().iter().all(|f| f.in_place), "every matched file is written in place");
     }
 
     #[test]

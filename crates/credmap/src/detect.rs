@@ -79,7 +79,10 @@ impl FromStr for Format {
 /// ```
 pub fn detect(bytes: &[u8]) -> Result<Format, Error> {
     let text = json::text(bytes)?;
-    let trimmed = text.trim_start();
+    // A byte-order mark before JSON is JSON all the same (json::parse then names the mark), not
+    // a `KEY=value` file with a bad first line.
+    let unmarked = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let trimmed = unmarked.trim_start();
     if trimmed.starts_with('{') || (trimmed.starts_with('[') && !starts_with_section_header(trimmed)) {
         let doc = json::parse(bytes)?;
         return if doc.root.contains_key(crate::claude::KEY) {
@@ -95,7 +98,7 @@ pub fn detect(bytes: &[u8]) -> Result<Format, Error> {
     if bare::parse(text).is_ok() {
         return Ok(Format::BareToken);
     }
-    if text.lines().any(|l| {
+    if unmarked.lines().any(|l| {
         let l = l.trim();
         l.starts_with('[') && l.ends_with(']')
     }) {
@@ -153,6 +156,20 @@ mod tests {
         assert_eq!(detect(b"ANTHROPIC_OAUTH_TOKEN=sk-ant-oat01-x\n"), Ok(Format::Dotenv));
         assert_eq!(detect(b"  sk-ant-oat01-abcDEF_123-x\n"), Ok(Format::BareToken));
         assert!(matches!(detect(b"[\"a\"]"), Err(Error::WrongType { .. })));
+    }
+
+    /// A `.credentials.json` saved with a byte-order mark was taken for a `KEY=value` file:
+    /// "line 1: invalid character in variable name".
+    #[test]
+    fn regression_a_bom_before_json_was_taken_for_dotenv() {
+        let mut with_bom = b"\xEF\xBB\xBF".to_vec();
+        with_bom.extend_from_slice(include_bytes!("../tests/fixtures/claude-2.1.112-with-mcp.json"));
+        assert_eq!(detect(&with_bom), Err(Error::ByteOrderMark));
+        assert!(Error::ByteOrderMark.to_string().contains("byte-order mark"));
+        assert_eq!(crate::claude::parse(&with_bom).unwrap_err(), Error::ByteOrderMark);
+        // Text formats keep theirs.
+        assert_eq!(detect(b"\xEF\xBB\xBFANTHROPIC_OAUTH_TOKEN=sk-ant-oat01-x\n"), Ok(Format::Dotenv));
+        assert_eq!(detect(b"\xEF\xBB\xBF[Service]\nEnvironment=A=b\n"), Ok(Format::SystemdDropin));
     }
 
     #[test]

@@ -16,6 +16,11 @@ pub enum Error {
     Binary,
     /// The input is not valid UTF-8.
     NotUtf8,
+    /// A JSON document starts with a UTF-8 byte-order mark (`EF BB BF`): refused. The Claude
+    /// CLI's `JSON.parse` rejects such a file (it cannot read its own credentials from it), so it
+    /// is no credential to copy, and a JSON target holding one is left alone. `KEY=value` files
+    /// and drop-ins may carry one (it is kept). docs/FIELD-MAPPING.md, "Byte-order mark".
+    ByteOrderMark,
     /// The input is not valid JSON.
     Json {
         /// 1-based line of the error.
@@ -88,6 +93,10 @@ impl fmt::Display for Error {
             Self::Empty => f.write_str("empty input"),
             Self::Binary => f.write_str("binary data (contains a NUL byte), not a credentials document"),
             Self::NotUtf8 => f.write_str("not valid UTF-8 text"),
+            Self::ByteOrderMark => f.write_str(
+                "JSON with a UTF-8 byte-order mark (bytes EF BB BF) before it: the Claude CLI's JSON.parse \
+                 rejects that too; save the file without the mark",
+            ),
             Self::Json { line, column, truncated: true } => {
                 write!(f, "truncated JSON: input ends early at line {line} column {column} (half-written file?)")
             }

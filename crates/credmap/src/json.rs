@@ -49,7 +49,12 @@ impl Default for Document {
     }
 }
 
-/// Checks the input is non-empty UTF-8 text without NUL bytes and returns it.
+/// The UTF-8 encoding of U+FEFF, the byte-order mark.
+pub const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
+
+/// Checks the input is non-empty UTF-8 text without NUL bytes and returns it. A leading
+/// byte-order mark is text (the `KEY=value` and drop-in parsers keep it); JSON refuses it
+/// ([`parse`]).
 pub fn text(bytes: &[u8]) -> Result<&str, Error> {
     if bytes.contains(&0) {
         return Err(Error::Binary);
@@ -70,6 +75,11 @@ pub fn text(bytes: &[u8]) -> Result<&str, Error> {
 /// ```
 pub fn parse(bytes: &[u8]) -> Result<Document, Error> {
     let text = text(bytes)?;
+    // The Claude CLI's JSON.parse rejects a byte-order mark, and so does serde_json, as "invalid
+    // JSON at line 1 column 1": name it instead.
+    if bytes.starts_with(UTF8_BOM) {
+        return Err(Error::ByteOrderMark);
+    }
     let value: Value = serde_json::from_str(text).map_err(|e| Error::Json {
         line: e.line(),
         column: e.column(),

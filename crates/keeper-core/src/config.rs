@@ -47,9 +47,15 @@ pub fn load(explicit: Option<&Path>) -> Result<Vec<(String, String)>, ConfigErro
         Some(p) => (p.to_path_buf(), true),
         None => (crate::paths::default_config_file(), false),
     };
-    let text = match std::fs::read(&path) {
+    // `--config /dev/null`, the usual way to say "no config file", is a device the bounded
+    // reader refuses.
+    if path == Path::new("/dev/null") {
+        return Ok(Vec::new());
+    }
+    // The one bounded reader: a FIFO named by --config is refused, never waited on.
+    let text = match crate::input::read_bounded(&crate::input::Source::File(path.clone())) {
         Ok(bytes) => bytes,
-        Err(e) if !required && e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(crate::input::ReadError::NotFound) if !required => return Ok(Vec::new()),
         Err(e) => return Err(ConfigError { path, problem: e.to_string() }),
     };
     let text =
@@ -160,6 +166,17 @@ mod tests {
         let cli: Cli = parse_args(["t", "--config", path.to_str().unwrap()]).unwrap();
         assert!(!cli.force);
         assert_eq!(cli.within, "5m");
+    }
+
+    #[test]
+    fn regression_a_fifo_as_config_file_blocked_every_tool() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("keeper.env");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        let err = load(Some(&fifo)).unwrap_err();
+        assert!(err.to_string().contains("FIFO"), "{err}");
+        assert!(err.to_string().contains("keeper.env"), "{err}");
+        assert!(load(Some(Path::new("/dev/null"))).unwrap().is_empty(), "--config /dev/null means no config");
     }
 
     #[test]

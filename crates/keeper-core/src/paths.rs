@@ -5,11 +5,20 @@ use std::path::{Path, PathBuf};
 /// Directory name under `/etc` and `~/.config`.
 pub const APP_DIR: &str = "openclaw-oauth-keeper";
 
-/// The Claude CLI's credentials file: `$CLAUDE_CONFIG_DIR/.credentials.json`, else
-/// `~/.claude/.credentials.json`.
+/// The Claude CLI's credentials file, where the CLI itself looks for it:
+/// `$CLAUDE_SECURESTORAGE_CONFIG_DIR/.credentials.json` when that is set (CLI 2.1.332 keeps the
+/// file and its locks there; docs/UPSTREAM.md, "Claude Code CLI"), else
+/// `$CLAUDE_CONFIG_DIR/.credentials.json`, else `~/.claude/.credentials.json`.
 #[must_use]
 pub fn claude_credentials() -> PathBuf {
-    claude_config_dir().join(".credentials.json")
+    claude_secure_storage_dir().unwrap_or_else(claude_config_dir).join(".credentials.json")
+}
+
+/// `$CLAUDE_SECURESTORAGE_CONFIG_DIR`, when set and not empty: where CLI 2.1.332 keeps its
+/// credentials file and its locks instead of the config dir.
+#[must_use]
+pub fn claude_secure_storage_dir() -> Option<PathBuf> {
+    std::env::var_os("CLAUDE_SECURESTORAGE_CONFIG_DIR").filter(|v| !v.is_empty()).map(PathBuf::from)
 }
 
 /// The Claude CLI's config dir: `$CLAUDE_CONFIG_DIR`, else `~/.claude`.

@@ -8,6 +8,10 @@
 //! [`overwrite_in_place`]: for files bind-mounted singly into a container, where a rename would
 //! leave the container on the old inode (moby#22627): the same inode is rewritten and truncated,
 //! then `fsync`ed. A concurrent reader can see a partial file; readers must tolerate that.
+//!
+//! Both refuse a target that exists and is not a regular file (a FIFO, a socket, a device, a
+//! directory): nothing is written, and the error says what it is. An in-place write opens the
+//! file without blocking, so a FIFO slipped in meanwhile cannot hang it either.
 
 use crate::paths::parent_dir;
 use nix::fcntl::{Flock, FlockArg, OFlag};
@@ -50,6 +54,7 @@ impl Ownership {
 /// Replaces `path` with `contents` atomically and durably, keeping its owner and mode (or
 /// creating it with [`Ownership::for_target`]'s defaults).
 pub fn replace_atomically(path: &Path, contents: &[u8]) -> io::Result<()> {
+    refuse_non_regular(path)?;
     let own = Ownership::for_target(path)?;
     let dir = parent_dir(path);
     remove_orphaned_temps(path);
@@ -70,10 +75,19 @@ pub fn replace_atomically(path: &Path, contents: &[u8]) -> io::Result<()> {
 
 /// Rewrites `path` in place (same inode), keeping owner and mode; creates it when missing.
 pub fn overwrite_in_place(path: &Path, contents: &[u8]) -> io::Result<()> {
+    refuse_non_regular(path)?;
     let existed = path.exists();
     let own = Ownership::for_target(path)?;
-    let mut file =
-        OpenOptions::new().write(true).create(true).mode(own.mode).custom_flags(libc_cloexec()).open(path)?;
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .mode(own.mode)
+        .custom_flags(libc_cloexec() | OFlag::O_NONBLOCK.bits())
+        .open(path)?;
+    let meta = file.metadata()?;
+    if !meta.is_file() {
+        return Err(not_regular_error(&meta));
+    }
     if !existed {
         apply_ownership(&file, own)?;
     }
@@ -84,6 +98,21 @@ pub fn overwrite_in_place(path: &Path, contents: &[u8]) -> io::Result<()> {
         sync_dir(parent_dir(path))?;
     }
     Ok(())
+}
+
+/// Refuses an existing target that is not a regular file (followed through symlinks).
+pub fn refuse_non_regular(path: &Path) -> io::Result<()> {
+    match std::fs::metadata(path) {
+        Ok(meta) if !meta.is_file() => Err(not_regular_error(&meta)),
+        _ => Ok(()),
+    }
+}
+
+fn not_regular_error(meta: &std::fs::Metadata) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidInput,
+        format!("is {}, not a regular file: not written", crate::input::describe_file_type(meta)),
+    )
 }
 
 fn libc_cloexec() -> i32 {
@@ -163,7 +192,7 @@ impl DirLock {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 
     fn mode(p: &Path) -> u32 {
         std::fs::metadata(p).unwrap().mode() & 0o7777
@@ -218,6 +247,26 @@ mod tests {
         assert_eq!(std::fs::read(&target).unwrap(), b"new");
         assert_eq!(std::fs::metadata(&target).unwrap().ino(), before);
         assert_eq!(mode(&target), 0o644);
+    }
+
+    /// A FIFO (or a device, a directory) as a target: an in-place write blocked in open(2), and a
+    /// rename replaced the FIFO with a regular file. Now it is refused and left as it is.
+    #[test]
+    fn regression_a_fifo_as_a_target_blocked_or_was_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join(".env");
+        nix::unistd::mkfifo(&fifo, Mode::from_bits_truncate(0o600)).unwrap();
+        for in_place in [false, true] {
+            let err = if in_place { overwrite_in_place(&fifo, b"A=1\n") } else { replace_atomically(&fifo, b"A=1\n") }
+                .unwrap_err();
+            assert_eq!(err.to_string(), "is a FIFO (named pipe), not a regular file: not written");
+            assert!(std::fs::symlink_metadata(&fifo).unwrap().file_type().is_fifo(), "the FIFO stays");
+        }
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1, "no temp file left");
+        let sub = dir.path().join("sub");
+        std::fs::create_dir(&sub).unwrap();
+        assert!(replace_atomically(&sub, b"x").unwrap_err().to_string().starts_with("is a directory"));
+        assert!(sub.is_dir());
     }
 
     #[test]

@@ -24,8 +24,10 @@ Exit status (with several FILEs the worst wins: 4 > 3 > 2 > 1 > 6 > 5 > 0):
   1   expires within DURATION (--within)
   2   already expired
   3   logged-out stub: the CLI's refresh failed; a human must run `claude auth login`
-  4   unreadable or invalid input: missing, a directory, empty, truncated or malformed JSON,
-      wrong field types, binary, larger than 1 MiB, unrecognised format, no such entry
+  4   unreadable or invalid input: missing, a directory or another non-regular file (a FIFO, a
+      socket, a device: refused unread; `-` reads stdin), empty, truncated or malformed JSON
+      (a byte-order mark before it, too), wrong field types, binary, larger than 1 MiB,
+      unrecognised format, no such entry
   5   no expiry recorded (bare token, KEY=value file, systemd drop-in)
   6   the access token is fine, but the login ends within DURATION (--login-within) or has
       ended: a human must run `claude auth login` before then (or use `claude setup-token`)
@@ -54,7 +56,7 @@ Examples:
 /// Reads each FILE (default: the Claude CLI's credentials), detects its format, and prints one
 /// line per file: status, time left, expiry (RFC 3339, UTC), format and the token's fingerprint.
 #[derive(Debug, Parser)]
-#[command(name = "token-expiry", version, after_help = AFTER_HELP, max_term_width = 100)]
+#[command(name = "token-expiry", version = keeper_core::LONG_VERSION, after_help = AFTER_HELP, max_term_width = 100)]
 // Reason: these doc comments are --help text, where Markdown backticks would show literally.
 #[allow(clippy::doc_markdown)]
 struct Cli {
@@ -175,6 +177,13 @@ fn format_parser() -> impl clap::builder::TypedValueParser<Value = Format> {
     clap::builder::PossibleValuesParser::new(Format::ALL.map(Format::name)).try_map(|s| s.parse::<Format>())
 }
 
+/// The clap definition of `token-expiry`'s command line, the one `--help` shows: the man page and the
+/// shell completions are generated from it (`crates/keeper-dist`).
+#[must_use]
+pub fn command() -> clap::Command {
+    <Cli as clap::CommandFactory>::command()
+}
+
 /// Runs `token-expiry` with the process's arguments and returns its exit code.
 #[must_use]
 pub fn main() -> ExitCode {
@@ -192,7 +201,7 @@ fn run(cli: Cli) -> ExitCode {
         _ => cli.output,
     };
     let settings = Settings { format: cli.format, profile_id: cli.profile_id, key: cli.key };
-    let files = if cli.files.is_empty() { vec![default_credentials()] } else { cli.files };
+    let files = if cli.files.is_empty() { vec![keeper_core::paths::claude_credentials()] } else { cli.files };
 
     if let Some(window) = cli.wait_until_within {
         return match files.as_slice() {
@@ -248,15 +257,6 @@ fn write_output(mode: OutputMode, judged: &[(Report, Status)], now: i64, key: &s
         }
     }
     stdout.flush()
-}
-
-/// The CLI's credentials file: in `CLAUDE_SECURESTORAGE_CONFIG_DIR` when that is set (CLI 2.1.332
-/// keeps it there; docs/UPSTREAM.md, "Claude Code CLI"), else `$CLAUDE_CONFIG_DIR/.credentials.json`,
-/// else `~/.claude/.credentials.json`.
-fn default_credentials() -> PathBuf {
-    std::env::var_os("CLAUDE_SECURESTORAGE_CONFIG_DIR")
-        .filter(|v| !v.is_empty())
-        .map_or_else(keeper_core::paths::claude_credentials, |d| PathBuf::from(d).join(".credentials.json"))
 }
 
 fn usage_error(message: &str) -> ExitCode {

@@ -4,7 +4,7 @@ mod common;
 
 use common::{
     HOUR, MINUTE, SECOND, access_token, claude_json, claude_json_with_refresh_expiry, cmd, now_ms, oauth_json,
-    profiles_json, run, stub_json, write,
+    profiles_json, run, std_cmd, stub_json, write,
 };
 use credmap::{ExpiresAt, Secret};
 use predicates::prelude::*;
@@ -662,4 +662,49 @@ fn regression_the_logins_hard_end_was_not_shown_or_checked() {
     let help = String::from_utf8_lossy(&help.stdout);
     assert!(help.contains("--login-within") && help.contains("KEEPER_LOGIN_WITHIN"), "{help}");
     assert!(help.contains("  6   the access token is fine, but the login ends within DURATION"), "{help}");
+}
+
+/// `token-expiry FIFO` never returned: open(2) of a FIFO waits for a writer. Now it is refused
+/// at once with the invalid-input code, naming the file and what it is.
+#[test]
+fn regression_a_fifo_as_input_blocked_forever() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("creds.fifo");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+    let mut child = std_cmd()
+        .arg(&fifo)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = std::time::Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if start.elapsed() > std::time::Duration::from_secs(10) {
+            let _ = child.kill();
+            panic!("token-expiry FIFO still running after 10 s: it blocked");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(4));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        format!("{}: error: is a FIFO (named pipe), not a regular file: not read\n", p(&fifo))
+    );
+    // stdin may still be a pipe.
+    let tok = access_token();
+    cmd().arg("-").write_stdin(claude_json(&tok, now_ms() + HOUR)).assert().code(0);
+}
+
+/// A credentials file saved with a UTF-8 byte-order mark was "line 1: invalid character in
+/// variable name" (taken for a KEY=value file); the mark is named now.
+#[test]
+fn regression_a_bom_before_json_was_taken_for_dotenv() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = write(dir.path(), "c.json", format!("\u{feff}{}", claude_json(&access_token(), now_ms() + HOUR)));
+    let (code, out, err) = run([&f]);
+    assert_eq!(code, 4, "{out}{err}");
+    assert!(err.starts_with(&format!("{}: error: JSON with a UTF-8 byte-order mark", p(&f))), "{err}");
+    assert!(!err.contains("variable name"), "{err}");
 }

@@ -70,6 +70,7 @@ pid=$!
 echo "$pid" >"$dir/supervised.pid"
 cat >/dev/null
 kill -TERM "$pid" 2>/dev/null
+kill -CONT "$pid" 2>/dev/null # a test may have frozen it (Engine::freeze)
 wait "$pid"
 [ "$keep" = 1 ] || rm -rf "$dir"
 "#;
@@ -190,6 +191,37 @@ impl Engine {
         &self.root
     }
 
+    /// The `dockerd` process's pid (as its supervisor recorded it).
+    ///
+    /// # Panics
+    /// When the supervisor recorded none (it does before the engine answers, so never for an
+    /// engine [`engine`] returned).
+    #[must_use]
+    pub fn dockerd_pid(&self) -> i32 {
+        let pid = std::fs::read_to_string(self.root.join("supervised.pid")).unwrap_or_default();
+        pid.trim().parse().unwrap_or_else(|_| panic!("no dockerd pid in {}", self.root.display()))
+    }
+
+    /// Freezes `dockerd` (SIGSTOP): it accepts connections (the kernel does) and answers none, a
+    /// hung daemon. Thawed (SIGCONT) when the guard drops, a panicking test included; the
+    /// supervisor thaws it too before stopping it. The engine is the whole test process's:
+    /// freeze it only in a test binary whose tests expect it, one at a time.
+    ///
+    /// # Panics
+    /// When the signal cannot be sent.
+    #[must_use]
+    pub fn freeze(&self) -> Frozen<'_> {
+        let pid = nix::unistd::Pid::from_raw(self.dockerd_pid());
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGSTOP).expect("SIGSTOP to dockerd");
+        // Stopped once /proc says so (the signal is asynchronous).
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while process_state(pid.as_raw()) != Some('T') {
+            assert!(Instant::now() < deadline, "dockerd {pid} did not stop");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        Frozen { engine: self, pid }
+    }
+
     /// Points a command at this engine: sets `DOCKER_HOST`, removes `DOCKER_CONTEXT` and the TLS
     /// variables that would send it elsewhere.
     pub fn apply_env(&self, cmd: &mut Command) {
@@ -212,6 +244,40 @@ impl Engine {
     pub fn docker_ok<S: AsRef<OsStr>>(&self, args: &[S]) -> String {
         run_ok(self.docker().args(args))
     }
+}
+
+/// A frozen `dockerd` ([`Engine::freeze`]); thawed on drop.
+#[derive(Debug)]
+pub struct Frozen<'e> {
+    engine: &'e Engine,
+    pid: nix::unistd::Pid,
+}
+
+impl Frozen<'_> {
+    /// Thaws the daemon now (the same as dropping the guard).
+    pub fn thaw(self) {}
+}
+
+impl Drop for Frozen<'_> {
+    fn drop(&mut self) {
+        let _ = nix::sys::signal::kill(self.pid, nix::sys::signal::Signal::SIGCONT);
+        // Answering again before the test goes on.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            let out =
+                self.engine.docker().args(["version", "--format", "{{.Server.Version}}"]).stdin(Stdio::null()).output();
+            if out.is_ok_and(|o| o.status.success()) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+/// The state letter of a process (`R`, `S`, `T`, `Z`, …) from `/proc/PID/stat`.
+fn process_state(pid: i32) -> Option<char> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat.rsplit_once(") ")?.1.chars().next()
 }
 
 /// Runs a command to completion, stdin closed; returns stdout, panics with stderr on failure.

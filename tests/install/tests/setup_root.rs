@@ -413,7 +413,18 @@ fn setup_token_mode_refuses_a_malformed_token_and_changes_nothing() {
     let short = access_token()[..60].to_owned();
     for bad in [short.as_str(), "sk-ant-api03-not-a-setup-token-at-all-000000000000000000000000000000000000000000000"] {
         let root = f.root();
-        let args = ["--setup-token", "--token-stdin", "--yes", "--root", root.to_str().unwrap()];
+        // The tools are asked OpenClaw's generation (cred-sync --detect) before the token is read:
+        // without cargo they come from --bin-dir.
+        let bins = keeper_install_tests::bin_dir();
+        let args = [
+            "--setup-token",
+            "--token-stdin",
+            "--yes",
+            "--root",
+            root.to_str().unwrap(),
+            "--bin-dir",
+            bins.to_str().unwrap(),
+        ];
         let run = f.setup(&args, Some(&format!("{bad}\n")));
         run.assert_code(2);
         assert!(run.stderr.contains("not a setup-token"), "{}", run.stderr);
