@@ -15,6 +15,10 @@ check; STATUS is ok, warn, FAIL or skip (the check does not apply to this instal
                           (next elapse) and its service's last run did not fail
   token expiry            the Claude CLI's token (token-expiry --json); in setup-token mode the
                           long-lived token's KEEPER_SETUP_TOKEN_EXPIRES_MS (warn under 30 days)
+  login end               when the Claude login ends (the CLI's refreshTokenExpiresAt, about 30
+                          days after `claude auth login`; refreshes never move it): warn within
+                          KEEPER_WARN_LOGIN_WITHIN (default 3d, as cli-poke), FAIL once it has
+                          passed; skipped when the file records none (CLI before 2.1.203)
   copy KIND PATH          every target holds the current token (cred-sync --check --json)
   gateway token           the running gateway holds the current token's fingerprint: the
                           container's environment (docker inspect) or /proc/MainPID/environ of
@@ -133,11 +137,13 @@ if [ -n "$root" ]; then
     for unit in $units; do
         if [ -f "$root$unit_dir/$unit" ]; then
             row "unit $unit" ok "installed in $root$unit_dir"
+        elif [ -f "/usr/lib/systemd/$scope/$unit" ]; then
+            row "unit $unit" ok "the package's, in /usr/lib/systemd/$scope"
         else
             row "unit $unit" FAIL "$root$unit_dir/$unit is missing"
         fi
     done
-    for check in "token expiry" "copies" "gateway token" "openclaw models status" "REAUTH flag"; do
+    for check in "token expiry" "login end" "copies" "gateway token" "openclaw models status" "REAUTH flag"; do
         row "$check" skip "--root: a staging root, not a running install"
     done
     exit "$failed"
@@ -162,6 +168,27 @@ human() { # seconds
     if [ "$s" -ge 86400 ]; then printf '%s%dd %dh' "$sign" $((s / 86400)) $((s % 86400 / 3600))
     elif [ "$s" -ge 3600 ]; then printf '%s%dh %dm' "$sign" $((s / 3600)) $((s % 3600 / 60))
     else printf '%s%dm %ds' "$sign" $((s / 60)) $((s % 60)); fi
+}
+# A duration as the tools take it (humantime: 3d, 72h, 1d12h, "2days 4h", 0) in seconds; fails
+# for anything else.
+duration_seconds() {
+    local rest=${1//[[:space:]]/} total=0 n unit
+    [ -n "$rest" ] || return 1
+    [ "$rest" = 0 ] && { printf '0'; return 0; }
+    while [ -n "$rest" ]; do
+        [[ "$rest" =~ ^([0-9]+)([a-z]+)(.*)$ ]] || return 1
+        n=$((10#${BASH_REMATCH[1]})) unit=${BASH_REMATCH[2]} rest=${BASH_REMATCH[3]}
+        case "$unit" in
+            s | sec | secs | second | seconds) ;;
+            m | min | mins | minute | minutes) n=$((n * 60)) ;;
+            h | hr | hrs | hour | hours) n=$((n * 3600)) ;;
+            d | day | days) n=$((n * 86400)) ;;
+            w | week | weeks) n=$((n * 604800)) ;;
+            *) return 1 ;;
+        esac
+        total=$((total + n))
+    done
+    printf '%s' "$total"
 }
 
 # --- units
@@ -250,18 +277,42 @@ else
     expected_fp=$(jstr "$line" fingerprint)
     source_expires_ms=$(jnum "$line" expires_at_ms)
     case "$status" in
-        ok) row "token expiry" ok "$creds: $expected_fp expires $(jstr "$line" expires_at) (in $(human "${left:-0}"))" ;;
+        # login-ending (a config's KEEPER_LOGIN_WITHIN): the token itself is fine; the login row says the rest.
+        ok | login-ending) row "token expiry" ok "$creds: $expected_fp expires $(jstr "$line" expires_at) (in $(human "${left:-0}"))" ;;
         expired)
             if [ "${left:-0}" -gt -600 ]; then
                 row "token expiry" warn "$creds: expired $(human "$((-left))") ago: the refresh timer should renew it within minutes"
             else
-                row "token expiry" FAIL "$creds: expired $(human "$((-left))") ago: is the refresh timer running? see $(journal_hint openclaw-keeper-refresh.service)"
+                # The refresh unit setup enabled: the CLI's, or the direct fallback's (--refresh direct).
+                refresh_unit=openclaw-keeper-refresh.service
+                case " $units " in *" openclaw-keeper-refresh-direct.timer "*) refresh_unit=openclaw-keeper-refresh-direct.service ;; esac
+                row "token expiry" FAIL "$creds: expired $(human "$((-left))") ago: is the refresh timer running? see $(journal_hint "$refresh_unit")"
             fi
             ;;
         logged-out) row "token expiry" FAIL "$creds: the CLI is logged out (its refresh failed): run \`claude auth login\`" ;;
         "") row "token expiry" FAIL "$creds: token-expiry gave no answer ($token_expiry)" ;;
         *) row "token expiry" FAIL "$creds: $status $(jstr "$line" error)" ;;
     esac
+    # The login's hard end (refreshTokenExpiresAt, CLI 2.1.203 and later): about 30 days after
+    # `claude auth login`, never moved by a refresh. Warned about as cli-poke does
+    # (KEEPER_WARN_LOGIN_WITHIN, default 3d; 0 turns the warning off).
+    login_left=$(jnum "$line" login_remaining_seconds)
+    login_at=$(jstr "$line" login_expires_at)
+    warn_within=$(get KEEPER_WARN_LOGIN_WITHIN 3d)
+    warn_s=$(duration_seconds "$warn_within") || warn_s=""
+    warn_note=""
+    if [ -z "$warn_s" ]; then warn_s=$((3 * 86400)); warn_note=" (KEEPER_WARN_LOGIN_WITHIN=$warn_within is not a duration: 3d used)"; fi
+    if [ "$status" = logged-out ] || [ -z "$status" ]; then
+        :  # the token row already says it
+    elif [ -z "$login_left" ]; then
+        row "login end" skip "$creds records no login end (refreshTokenExpiresAt: CLI 2.1.203 and later)"
+    elif [ "$login_left" -le 0 ]; then
+        row "login end" FAIL "the Claude login ended $login_at: run \`claude auth login\` (or move to \`claude setup-token\` for unattended use)"
+    elif [ "$warn_s" -gt 0 ] && [ "$login_left" -le "$warn_s" ]; then
+        row "login end" warn "the Claude login ends $login_at (in $(human "$login_left")); refreshes do not move it: run \`claude auth login\` before then (or move to \`claude setup-token\` for unattended use)$warn_note"
+    else
+        row "login end" ok "the Claude login ends $login_at (in $(human "$login_left")); a warning from $(human "$warn_s") before$warn_note"
+    fi
 fi
 
 # --- copies

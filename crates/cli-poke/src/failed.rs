@@ -19,7 +19,7 @@ pub(crate) struct Report {
     pub(crate) unit: String,
     /// The unit belongs to the user's service manager (`systemctl --user`).
     pub(crate) user_unit: bool,
-    pub(crate) notify_url: Option<String>,
+    pub(crate) notify: Option<crate::notify::Webhook>,
     /// Minimum time between two posts about the same unit.
     pub(crate) every: Duration,
     /// Where the time of the last post per unit is kept.
@@ -85,7 +85,7 @@ impl Report {
                 ),
             );
         }
-        let Some(url) = &self.notify_url else { return 0 };
+        let Some(hook) = &self.notify else { return 0 };
         let every_ms = i64::try_from(self.every.as_millis()).unwrap_or(i64::MAX);
         if let Some(last) = self.last_post_ms() {
             let since = now_ms.saturating_sub(last);
@@ -103,7 +103,7 @@ impl Report {
                 return 0;
             }
         }
-        match crate::notify::post_text(url, &self.message()) {
+        match hook.post(crate::notify::Event::UnitFailed, &self.message(), None) {
             Ok(()) => {
                 log(Level::Info, crate::PROGRAM, format_args!("posted the failure of {}", self.unit));
                 remember(&self.marker(), now_ms);

@@ -6,8 +6,11 @@
 //! "recovered: …" once when the streak ends, if anyone was told of it.
 //!
 //! The streak lives in `STATE_DIR/refresh-failing`, `key=value` lines: `since` (first failure),
-//! `failures` (count), `reason` (the latest), `notified_ms` (the last post, when there was one).
+//! `failures` (count), `reason` (the latest), `refresh_token` (the failing refresh token's
+//! fingerprint, for the `json` notification form), `notified_ms` (the last post, when there was
+//! one).
 
+use crate::notify::{Event, Webhook};
 use crate::text::{human_ms, rfc3339};
 use keeper_core::log::{Level, log};
 use std::fmt::Write as _;
@@ -19,7 +22,7 @@ use std::time::Duration;
 pub(crate) struct Failing {
     /// The streak file.
     pub(crate) file: PathBuf,
-    pub(crate) notify_url: Option<String>,
+    pub(crate) notify: Option<Webhook>,
     /// Post only once the access token has been expired this long.
     pub(crate) after: Duration,
     /// At most one post per this long.
@@ -93,8 +96,9 @@ impl Failing {
     }
 
     /// One more failure: `expired_for_ms` is how long the access token has been expired (negative
-    /// while it is still valid, as after a failed `--force`).
-    pub(crate) fn record(&self, reason: &str, expired_for_ms: i64, now_ms: i64) {
+    /// while it is still valid, as after a failed `--force`); `refresh_token` is the fingerprint
+    /// of the refresh token that failed, when the file had one.
+    pub(crate) fn record(&self, reason: &str, refresh_token: Option<&str>, expired_for_ms: i64, now_ms: i64) {
         let mut streak = self.read().unwrap_or_default();
         if streak.get("since").is_none() {
             streak.set("since", &rfc3339(now_ms));
@@ -102,6 +106,9 @@ impl Failing {
         let failures = streak.get("failures").and_then(|n| n.parse::<u64>().ok()).unwrap_or(0) + 1;
         streak.set("failures", &failures.to_string());
         streak.set("reason", reason);
+        if let Some(fp) = refresh_token {
+            streak.set("refresh_token", fp);
+        }
         let since = streak.get("since").unwrap_or("?").to_owned();
         log(
             Level::Error,
@@ -110,7 +117,7 @@ impl Failing {
                 "refresh failed, will retry: {reason} (failure {failures} since {since}; no sign that the login is dead)"
             ),
         );
-        if let Some(url) = self.notify_url.as_deref().filter(|_| expired_for_ms >= millis(self.after)) {
+        if let Some(hook) = self.notify.as_ref().filter(|_| expired_for_ms >= millis(self.after)) {
             let last = streak.get("notified_ms").and_then(|v| v.parse::<i64>().ok());
             let due = last.is_none_or(|l| !(0..millis(self.every)).contains(&now_ms.saturating_sub(l)));
             if due {
@@ -125,7 +132,7 @@ impl Failing {
                     human_ms(expired_for_ms),
                     self.creds.display()
                 );
-                match crate::notify::post_text(url, &text) {
+                match hook.post(Event::RefreshFailing, &text, refresh_token) {
                     Ok(()) => {
                         log(Level::Info, crate::PROGRAM, format_args!("refresh-failing notification sent"));
                         streak.set("notified_ms", &now_ms.to_string());
@@ -152,12 +159,12 @@ impl Failing {
             crate::PROGRAM,
             format_args!("recovered: {how} after {failures} failed refreshes since {since}"),
         );
-        if let (Some(url), Some(_)) = (&self.notify_url, streak.get("notified_ms")) {
+        if let (Some(hook), Some(_)) = (&self.notify, streak.get("notified_ms")) {
             let text = format!(
                 "openclaw-oauth-keeper on {}: recovered: {how}, after {failures} failed refreshes since {since}.",
                 crate::reauth::hostname()
             );
-            if let Err(e) = crate::notify::post_text(url, &text) {
+            if let Err(e) = hook.post(Event::Recovered, &text, streak.get("refresh_token")) {
                 log(Level::Warning, crate::PROGRAM, format_args!("the recovery notification failed: {e}"));
             }
         }
@@ -192,13 +199,18 @@ mod tests {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let f = Failing {
             file: dir.path().join("state/refresh-failing"),
-            notify_url: Some(format!("http://{}/hook", listener.local_addr().unwrap())),
+            notify: Webhook::new(
+                Some(format!("http://{}/hook", listener.local_addr().unwrap())),
+                crate::notify::Format::Slack,
+                crate::notify::DEFAULT_TIMEOUT,
+            )
+            .unwrap(),
             after: Duration::from_secs(1800),
             every: Duration::from_secs(3600),
             creds: dir.path().join(".credentials.json"),
         };
-        f.record("HTTP 500", 60_000, 1_767_225_600_000);
-        f.record("HTTP 500", -60_000, 1_767_225_700_000);
+        f.record("HTTP 500", Some("sk-ant-ort01-…(1a2b3c4d)"), 60_000, 1_767_225_600_000);
+        f.record("HTTP 500", None, -60_000, 1_767_225_700_000);
         let text = std::fs::read_to_string(&f.file).unwrap();
         assert!(text.contains("failures=2") && !text.contains("notified_ms"), "{text}");
         listener.set_nonblocking(true).unwrap();

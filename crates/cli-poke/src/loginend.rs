@@ -8,6 +8,7 @@
 //! (the end it was about) and `notified_ms` (when). A new login (a different end, or one outside
 //! the window) forgets it.
 
+use crate::notify::{Event, Webhook};
 use crate::text::{human_ms, rfc3339};
 use keeper_core::log::{Level, log};
 use std::path::PathBuf;
@@ -21,7 +22,7 @@ pub(crate) const EVERY_MS: i64 = 24 * 3600 * 1000;
 pub(crate) struct LoginEnd {
     /// The state file.
     pub(crate) file: PathBuf,
-    pub(crate) notify_url: Option<String>,
+    pub(crate) notify: Option<Webhook>,
     /// Warn this long before the end; zero turns the warning off.
     pub(crate) within: Duration,
     /// The credentials file, named in the message.
@@ -34,8 +35,9 @@ fn field(text: &str, key: &str) -> Option<i64> {
 
 impl LoginEnd {
     /// Checks the login's end `end_ms` (None: the file does not record it) at `now_ms`: warns
-    /// inside the window, forgets an old warning outside it.
-    pub(crate) fn check(&self, end_ms: Option<i64>, now_ms: i64) {
+    /// inside the window, forgets an old warning outside it. `refresh_token` is the login's
+    /// refresh token fingerprint, for the `json` form.
+    pub(crate) fn check(&self, end_ms: Option<i64>, refresh_token: Option<&str>, now_ms: i64) {
         let within = i64::try_from(self.within.as_millis()).unwrap_or(i64::MAX);
         let Some(end) = end_ms.filter(|e| within > 0 && e.saturating_sub(now_ms) <= within) else {
             self.forget();
@@ -61,7 +63,7 @@ impl LoginEnd {
                  30 days); {todo}"
             ),
         );
-        let Some(url) = &self.notify_url else { return };
+        let Some(hook) = &self.notify else { return };
         let state = std::fs::read_to_string(&self.file).unwrap_or_default();
         let last = field(&state, "notified_ms").filter(|_| field(&state, "login_expires_at_ms") == Some(end));
         if last.is_some_and(|l| (0..EVERY_MS).contains(&now_ms.saturating_sub(l))) {
@@ -73,7 +75,7 @@ impl LoginEnd {
              stops working. To do: {todo}.",
             crate::reauth::hostname()
         );
-        match crate::notify::post_text(url, &text) {
+        match hook.post(Event::LoginEnds, &text, refresh_token) {
             Ok(()) => {
                 log(Level::Info, crate::PROGRAM, format_args!("login-ending notification sent"));
                 let record = format!(
@@ -128,15 +130,20 @@ mod tests {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let l = LoginEnd {
             file: dir.path().join("login-ending"),
-            notify_url: Some(format!("http://{}/hook", listener.local_addr().unwrap())),
+            notify: Webhook::new(
+                Some(format!("http://{}/hook", listener.local_addr().unwrap())),
+                crate::notify::Format::Slack,
+                crate::notify::DEFAULT_TIMEOUT,
+            )
+            .unwrap(),
             within: Duration::from_secs(3 * 86_400),
             creds: dir.path().join(".credentials.json"),
         };
         std::fs::write(&l.file, "login_expires_at_ms=1\nnotified_ms=1\n").unwrap();
-        l.check(Some(10 * EVERY_MS), 0);
+        l.check(Some(10 * EVERY_MS), None, 0);
         assert!(!l.file.exists());
-        l.check(None, 0);
-        LoginEnd { within: Duration::ZERO, ..l.clone() }.check(Some(1000), 0);
+        l.check(None, None, 0);
+        LoginEnd { within: Duration::ZERO, ..l.clone() }.check(Some(1000), None, 0);
         listener.set_nonblocking(true).unwrap();
         assert_eq!(listener.accept().unwrap_err().kind(), std::io::ErrorKind::WouldBlock, "a post was made");
     }

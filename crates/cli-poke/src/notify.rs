@@ -1,278 +1,274 @@
-//! Posting `{"text": …}` to a Mattermost or Slack incoming webhook.
+//! Webhook notifications: one message per event, in the form the receiver speaks, posted through
+//! the keeper's one HTTP client ([`keeper_core::http`]: rustls, proxies from the environment,
+//! `SSL_CERT_FILE`, a deadline).
 //!
-//! `http://` URLs are posted by a minimal HTTP/1.1 client over a plain TCP connection; `https://`
-//! URLs by `curl`, which is on nearly every server and brings TLS, proxies (`HTTPS_PROXY`) and the
-//! system's CA store without a TLS stack in this tool. The URL and the body reach curl on its
-//! stdin (`--config -`), never on its command line: a webhook URL is itself a secret. The text
-//! holds no token.
+//! Forms (`--notify-format`):
+//! - `slack`: `POST URL`, `application/json`, `{"text": TEXT}` (Mattermost and Slack incoming
+//!   webhooks, and everything that copies them: Rocket.Chat, Discord's `/slack` endpoint, …).
+//! - `ntfy`: `POST TOPIC_URL`, `text/plain; charset=utf-8`, the text as the body, with `Title`,
+//!   `Tags` (an emoji tag and the event's name) and `Priority` headers (ntfy's "publish as a
+//!   plain body" form).
+//! - `json`: `POST URL`, `application/json`, `{"event", "text", "host", "fingerprint"}`, for
+//!   anything that routes on fields. `fingerprint` is the refresh token's fingerprint as the
+//!   REAUTH flag and the log show it, or null; never a token.
+//!
+//! The URL is a secret (a Slack hook's path, an ntfy topic): no message, log line or error quotes
+//! it. The text names the host, the reason and the files, never a token.
 
-use std::io::{Read, Write};
-use std::net::{TcpStream, ToSocketAddrs};
-use std::process::{Command, Stdio};
+use keeper_core::http::{Client, HttpError};
+use std::fmt;
 use std::time::Duration;
 
-/// Connect, send and receive limit for one notification.
-pub(crate) const TIMEOUT: Duration = Duration::from_secs(20);
+/// `--notify-timeout`'s default (the flag's own default is the same, spelled `20s`).
+#[cfg(test)]
+pub(crate) const DEFAULT_TIMEOUT: Duration = Duration::from_secs(20);
 
-/// Posts `{"text": text}` to `url`. The error never quotes the URL's path or query.
-pub(crate) fn post_text(url: &str, text: &str) -> Result<(), String> {
-    let body = serde_json::json!({ "text": text }).to_string();
-    if let Some(rest) = strip_scheme(url, "http://") {
-        post_http(rest, &body)
-    } else if strip_scheme(url, "https://").is_some() {
-        post_with_curl(url, &body, "=https")
-    } else {
-        Err("the notify URL must start with http:// or https://".into())
+/// What the receiver speaks. The variants' doc comments are `--notify-format`'s possible values
+/// in `--help`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+// Reason: --help text, where Markdown backticks would show literally.
+#[allow(clippy::doc_markdown)]
+pub(crate) enum Format {
+    /// {"text": …}: Mattermost, Slack, Rocket.Chat incoming webhooks
+    Slack,
+    /// the text as the body, POSTed to the topic's URL, with Title, Tags and Priority headers
+    Ntfy,
+    /// {"event", "text", "host", "fingerprint"}
+    Json,
+}
+
+/// What a message is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Event {
+    /// The login is dead; a human must run `claude auth login`.
+    ReauthNeeded,
+    /// The refresh keeps failing with no sign of a dead login.
+    RefreshFailing,
+    /// A REAUTH episode or a failure streak is over.
+    Recovered,
+    /// The login's hard end is near (or past).
+    LoginEnds,
+    /// A keeper unit failed (`--notify-failed`).
+    UnitFailed,
+}
+
+impl Event {
+    /// The name the `json` form and the ntfy tags carry.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Self::ReauthNeeded => "reauth_needed",
+            Self::RefreshFailing => "refresh_failing",
+            Self::Recovered => "recovered",
+            Self::LoginEnds => "login_ends",
+            Self::UnitFailed => "unit_failed",
+        }
+    }
+
+    /// ntfy: (title after "… on HOST", priority 1–5, emoji tag).
+    fn ntfy(self) -> (&'static str, u8, &'static str) {
+        match self {
+            Self::ReauthNeeded => ("Claude login needed", 5, "rotating_light"),
+            Self::RefreshFailing => ("Claude token refresh failing", 4, "warning"),
+            Self::Recovered => ("recovered", 3, "white_check_mark"),
+            Self::LoginEnds => ("Claude login ends soon", 4, "hourglass_flowing_sand"),
+            Self::UnitFailed => ("a keeper unit failed", 4, "x"),
+        }
     }
 }
 
-fn strip_scheme<'a>(url: &'a str, scheme: &str) -> Option<&'a str> {
-    let head = url.get(..scheme.len())?;
-    head.eq_ignore_ascii_case(scheme).then(|| &url[scheme.len()..])
+/// One webhook: where, in which form, how long a post may take. `Debug` hides the URL.
+#[derive(Clone)]
+pub(crate) struct Webhook {
+    url: String,
+    format: Format,
+    timeout: Duration,
 }
 
-/// The parts of an `http://` URL after the scheme.
+impl fmt::Debug for Webhook {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Webhook").field("format", &self.format).field("timeout", &self.timeout).finish_non_exhaustive()
+    }
+}
+
+/// The User-Agent of every post.
+pub(crate) fn user_agent() -> String {
+    format!("openclaw-oauth-keeper/{} cli-poke", env!("CARGO_PKG_VERSION"))
+}
+
+/// One request, before it is sent.
 #[derive(Debug, PartialEq, Eq)]
-struct HttpTarget {
-    host: String,
-    port: u16,
-    /// `host[:port]` as written, for the `Host:` header.
-    authority: String,
-    /// Path and query, at least `/`.
-    path: String,
+struct Request {
+    content_type: &'static str,
+    headers: Vec<(&'static str, String)>,
+    body: Vec<u8>,
 }
 
-fn parse_http(rest: &str) -> Result<HttpTarget, String> {
-    let split = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let (authority, tail) = rest.split_at(split);
-    let path = match tail.split('#').next().unwrap_or("") {
-        "" => "/".to_owned(),
-        p if p.starts_with('?') => format!("/{p}"),
-        p => p.to_owned(),
-    };
-    if authority.contains('@') {
-        return Err("user:password in the notify URL is not supported".into());
-    }
-    let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
-        let (host, after) = v6.split_once(']').ok_or("the notify URL has an unclosed [")?;
-        (host, after.strip_prefix(':'))
-    } else {
-        match authority.rsplit_once(':') {
-            Some((h, p)) => (h, Some(p)),
-            None => (authority, None),
-        }
-    };
-    if host.is_empty() {
-        return Err("the notify URL has no host".into());
-    }
-    let port = match port {
-        None | Some("") => 80,
-        Some(p) => p.parse().map_err(|_| "the notify URL has an invalid port".to_owned())?,
-    };
-    Ok(HttpTarget { host: host.to_owned(), port, authority: authority.to_owned(), path })
+/// Visible ASCII only (a header value): anything else becomes `?`.
+fn header_text(s: &str) -> String {
+    s.chars().map(|c| if c == ' ' || c.is_ascii_graphic() { c } else { '?' }).collect()
 }
 
-fn post_http(rest: &str, body: &str) -> Result<(), String> {
-    let target = parse_http(rest)?;
-    let place = format!("{}:{}", target.host, target.port);
-    let addrs: Vec<_> = (target.host.as_str(), target.port)
-        .to_socket_addrs()
-        .map_err(|e| format!("cannot resolve {}: {e}", target.host))?
-        .collect();
-    let mut last_error = format!("{} resolves to no address", target.host);
-    let mut stream = None;
-    for addr in addrs {
-        match TcpStream::connect_timeout(&addr, TIMEOUT) {
-            Ok(s) => {
-                stream = Some(s);
-                break;
+/// The request `format` makes of a message.
+fn request(format: Format, event: Event, host: &str, text: &str, fingerprint: Option<&str>) -> Request {
+    match format {
+        Format::Slack => Request {
+            content_type: "application/json",
+            headers: Vec::new(),
+            body: serde_json::json!({ "text": text }).to_string().into_bytes(),
+        },
+        Format::Json => Request {
+            content_type: "application/json",
+            headers: Vec::new(),
+            body: serde_json::json!({
+                "event": event.name(),
+                "text": text,
+                "host": host,
+                "fingerprint": fingerprint,
+            })
+            .to_string()
+            .into_bytes(),
+        },
+        Format::Ntfy => {
+            let (title, priority, emoji) = event.ntfy();
+            Request {
+                content_type: "text/plain; charset=utf-8",
+                headers: vec![
+                    ("Title", header_text(&format!("openclaw-oauth-keeper on {host}: {title}"))),
+                    ("Tags", format!("{emoji},{}", event.name())),
+                    ("Priority", priority.to_string()),
+                ],
+                body: text.as_bytes().to_vec(),
             }
-            Err(e) => last_error = format!("cannot connect to {place}: {e}"),
         }
     }
-    let mut stream = stream.ok_or(last_error)?;
-    let io = |e: std::io::Error| format!("{place}: {e}");
-    stream.set_read_timeout(Some(TIMEOUT)).map_err(io)?;
-    stream.set_write_timeout(Some(TIMEOUT)).map_err(io)?;
-    let request = format!(
-        "POST {} HTTP/1.1\r\nHost: {}\r\nUser-Agent: cli-poke/{}\r\nContent-Type: application/json\r\n\
-         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        target.path,
-        target.authority,
-        env!("CARGO_PKG_VERSION"),
-        body.len()
-    );
-    stream.write_all(request.as_bytes()).map_err(io)?;
-    let mut head = Vec::new();
-    let mut buf = [0u8; 1024];
-    while !head.windows(2).any(|w| w == b"\r\n") && head.len() < 8192 {
-        match stream.read(&mut buf).map_err(io)? {
-            0 => break,
-            n => head.extend_from_slice(&buf[..n]),
+}
+
+impl Webhook {
+    /// Checks the URL's scheme; an empty URL is no webhook.
+    pub(crate) fn new(url: Option<String>, format: Format, timeout: Duration) -> Result<Option<Self>, String> {
+        let Some(url) = url.filter(|u| !u.is_empty()) else { return Ok(None) };
+        let lower = url.get(..8).unwrap_or(&url).to_ascii_lowercase();
+        if !lower.starts_with("http://") && !lower.starts_with("https://") {
+            return Err("--notify-url must start with http:// or https://".into());
+        }
+        Ok(Some(Self { url, format, timeout }))
+    }
+
+    /// Posts one message; `fingerprint` is the refresh token's fingerprint, when the event has
+    /// one. The error says what failed, never the URL.
+    pub(crate) fn post(&self, event: Event, text: &str, fingerprint: Option<&str>) -> Result<(), String> {
+        let req = request(self.format, event, &crate::reauth::hostname(), text, fingerprint);
+        let client = Client::new(&user_agent(), self.timeout).map_err(|e| describe(&e, self.timeout))?;
+        let headers: Vec<(&str, &str)> = req.headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
+        let response =
+            client.post(&self.url, req.content_type, &headers, &req.body).map_err(|e| describe(&e, self.timeout))?;
+        if (200..300).contains(&response.status) {
+            Ok(())
+        } else {
+            Err(format!("the webhook answered HTTP {}", response.status))
         }
     }
-    let status_line = String::from_utf8_lossy(&head);
-    let status_line = status_line.lines().next().unwrap_or("");
-    let code = status_line
-        .strip_prefix("HTTP/1.")
-        .and_then(|r| r.get(2..5))
-        .and_then(|c| c.parse::<u16>().ok())
-        .ok_or_else(|| format!("{place} did not answer with HTTP"))?;
-    if (200..300).contains(&code) { Ok(()) } else { Err(format!("{place} answered HTTP {code}")) }
 }
 
-/// A curl config-file string: double-quoted, with `\` and `"` escaped.
-fn curl_quoted(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '"' => out.push_str("\\\""),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c => out.push(c),
+/// An HTTP error as a notification failure, with what to check.
+fn describe(e: &HttpError, timeout: Duration) -> String {
+    match e {
+        HttpError::Timeout => {
+            format!("the webhook did not answer within {} (--notify-timeout)", humantime::format_duration(timeout))
         }
+        HttpError::Tls(why) => format!(
+            "the webhook's TLS handshake failed: {why} (its certificate is checked against {})",
+            keeper_core::http::trust_store()
+        ),
+        HttpError::BadUrl => "the notify URL must be http:// or https:// with a host".to_owned(),
+        other => format!("posting to the webhook failed: {other}"),
     }
-    out.push('"');
-    out
-}
-
-fn curl_config(url: &str, body: &str) -> String {
-    format!(
-        "url = {}\nheader = \"Content-Type: application/json\"\ndata-binary = {}\n",
-        curl_quoted(url),
-        curl_quoted(body)
-    )
-}
-
-/// Posts with curl, allowing only the protocols `protocols` (curl's `--proto`).
-fn post_with_curl(url: &str, body: &str, protocols: &str) -> Result<(), String> {
-    let curl = which::which("curl").map_err(|_| "posting to an https:// URL needs curl, which is not installed")?;
-    let mut child = Command::new(curl)
-        .args(["--silent", "--show-error", "--fail", "--proto", protocols, "--max-time"])
-        .arg(TIMEOUT.as_secs().to_string())
-        .args(["--output", "/dev/null", "--config", "-"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| format!("cannot run curl: {e}"))?;
-    let config = curl_config(url, body);
-    if let Some(mut stdin) = child.stdin.take() {
-        stdin.write_all(config.as_bytes()).map_err(|e| format!("cannot talk to curl: {e}"))?;
-    }
-    let out = child.wait_with_output().map_err(|e| format!("curl: {e}"))?;
-    if out.status.success() {
-        return Ok(());
-    }
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    let why = stderr.lines().find(|l| !l.trim().is_empty()).unwrap_or("no message");
-    Err(format!("curl failed ({}): {}", out.status, crate::redact::redact(why)))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    /// Accepts one connection and returns the request's body.
-    fn one_request(listener: std::net::TcpListener, status: &'static str) -> std::thread::JoinHandle<String> {
-        std::thread::spawn(move || {
-            let (mut conn, _) = listener.accept().unwrap();
-            let mut req = Vec::new();
-            let mut buf = [0u8; 4096];
-            loop {
-                let n = conn.read(&mut buf).unwrap();
-                req.extend_from_slice(&buf[..n]);
-                let text = String::from_utf8_lossy(&req).into_owned();
-                if let Some((head, body)) = text.split_once("\r\n\r\n") {
-                    let len: usize = head
-                        .lines()
-                        .find_map(|l| {
-                            l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse().unwrap())
-                        })
-                        .unwrap();
-                    if body.len() >= len {
-                        conn.write_all(format!("HTTP/1.1 {status}\r\nContent-Length: 0\r\n\r\n").as_bytes()).unwrap();
-                        return body.to_owned();
-                    }
-                }
-                assert!(n > 0, "connection closed early");
-            }
-        })
+    fn json(r: &Request) -> serde_json::Value {
+        serde_json::from_slice(&r.body).unwrap()
     }
 
     #[test]
-    fn curl_posts_the_exact_body() {
-        if which::which("curl").is_err() {
-            eprintln!("skipped: curl is not installed");
-            return;
+    fn slack_is_just_text() {
+        let r = request(Format::Slack, Event::ReauthNeeded, "h", "say \"hi\"\n", Some("fp"));
+        assert_eq!(r.content_type, "application/json");
+        assert!(r.headers.is_empty());
+        assert_eq!(r.body, br#"{"text":"say \"hi\"\n"}"#);
+    }
+
+    #[test]
+    fn json_names_the_event_host_and_fingerprint() {
+        let events = [
+            (Event::ReauthNeeded, "reauth_needed"),
+            (Event::RefreshFailing, "refresh_failing"),
+            (Event::Recovered, "recovered"),
+            (Event::LoginEnds, "login_ends"),
+            (Event::UnitFailed, "unit_failed"),
+        ];
+        for (event, name) in events {
+            let r = request(Format::Json, event, "box", "t", Some("sk-ant-ort01-…(1a2b3c4d)"));
+            assert_eq!(r.content_type, "application/json");
+            assert_eq!(
+                json(&r),
+                serde_json::json!({"event": name, "text": "t", "host": "box", "fingerprint": "sk-ant-ort01-…(1a2b3c4d)"})
+            );
         }
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let url = format!("http://{}/hooks/x", listener.local_addr().unwrap());
-        let server = one_request(listener, "200 OK");
-        let body = r#"{"text":"quote \" backslash \\ line\nend é"}"#;
-        post_with_curl(&url, body, "=http").unwrap();
-        assert_eq!(server.join().unwrap(), body);
-        // an error status fails
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let url = format!("http://{}/hooks/x", listener.local_addr().unwrap());
-        let server = one_request(listener, "404 Not Found");
-        assert!(post_with_curl(&url, body, "=http").unwrap_err().contains("curl failed"));
-        server.join().unwrap();
-        // and https only by default
-        assert!(post_with_curl(&url, body, "=https").is_err());
+        let r = request(Format::Json, Event::UnitFailed, "box", "t", None);
+        assert_eq!(json(&r)["fingerprint"], serde_json::Value::Null);
     }
 
     #[test]
-    fn plain_http_post() {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let url = format!("http://{}/hooks/y", listener.local_addr().unwrap());
-        let server = one_request(listener, "200 OK");
-        post_text(&url, "hello \"there\"").unwrap();
-        assert_eq!(server.join().unwrap(), r#"{"text":"hello \"there\""}"#);
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let url = format!("http://{}/hooks/y", listener.local_addr().unwrap());
-        let server = one_request(listener, "500 Internal Server Error");
-        assert_eq!(post_text(&url, "x").unwrap_err(), format!("{} answered HTTP 500", &url[7..url.len() - 8]));
-        server.join().unwrap();
-    }
-
-    #[test]
-    fn http_urls() {
-        let t = parse_http("127.0.0.1:8065/hooks/abc?x=1#frag").unwrap();
+    fn ntfy_has_a_plain_body_and_title_tags_priority() {
+        let r = request(Format::Ntfy, Event::ReauthNeeded, "box", "line one\nline two é", Some("fp"));
+        assert_eq!(r.content_type, "text/plain; charset=utf-8");
+        assert_eq!(r.body, "line one\nline two é".as_bytes());
         assert_eq!(
-            t,
-            HttpTarget {
-                host: "127.0.0.1".into(),
-                port: 8065,
-                authority: "127.0.0.1:8065".into(),
-                path: "/hooks/abc?x=1".into()
+            r.headers,
+            [
+                ("Title", "openclaw-oauth-keeper on box: Claude login needed".to_owned()),
+                ("Tags", "rotating_light,reauth_needed".to_owned()),
+                ("Priority", "5".to_owned()),
+            ]
+        );
+        let r = request(Format::Ntfy, Event::Recovered, "höst\r\n", "t", None);
+        assert_eq!(r.headers[0].1, "openclaw-oauth-keeper on h?st??: recovered", "header text stays one ASCII line");
+        assert_eq!(r.headers[2].1, "3");
+    }
+
+    #[test]
+    fn urls_are_checked_and_debug_hides_them() {
+        assert!(
+            Webhook::new(Some("ftp://h/x".into()), Format::Slack, DEFAULT_TIMEOUT).unwrap_err().contains("http://")
+        );
+        assert!(Webhook::new(Some(String::new()), Format::Slack, DEFAULT_TIMEOUT).unwrap().is_none());
+        let w = Webhook::new(Some("HTTPS://h/hooks/SECRET".into()), Format::Ntfy, DEFAULT_TIMEOUT).unwrap().unwrap();
+        assert!(!format!("{w:?}").contains("SECRET"));
+    }
+
+    #[test]
+    fn an_error_status_fails_without_quoting_the_url() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/hooks/SECRET", listener.local_addr().unwrap());
+        let server = std::thread::spawn(move || {
+            use std::io::{Read, Write};
+            let (mut conn, _) = listener.accept().unwrap();
+            let mut buf = [0_u8; 4096];
+            let mut seen = Vec::new();
+            while !String::from_utf8_lossy(&seen).contains("\"text\"") {
+                let n = conn.read(&mut buf).unwrap();
+                assert!(n > 0, "closed early");
+                seen.extend_from_slice(&buf[..n]);
             }
-        );
-        let t = parse_http("example.org").unwrap();
-        assert_eq!((t.port, t.path.as_str()), (80, "/"));
-        let t = parse_http("[::1]:9000?q").unwrap();
-        assert_eq!((t.host.as_str(), t.port, t.path.as_str()), ("::1", 9000, "/?q"));
-        assert!(parse_http("u:p@host/x").is_err());
-        assert!(parse_http(":80/x").is_err());
-        assert!(parse_http("host:http/x").is_err());
-    }
-
-    #[test]
-    fn scheme_is_checked() {
-        assert_eq!(strip_scheme("HTTP://h/x", "http://"), Some("h/x"));
-        assert!(post_text("ftp://h/x", "t").unwrap_err().contains("must start with"));
-    }
-
-    #[test]
-    fn curl_gets_url_and_body_as_quoted_config() {
-        let cfg = curl_config("https://h/hooks/a\"b", r#"{"text":"a \"q\" \\ b"}"#);
-        assert_eq!(
-            cfg,
-            "url = \"https://h/hooks/a\\\"b\"\nheader = \"Content-Type: application/json\"\n\
-             data-binary = \"{\\\"text\\\":\\\"a \\\\\\\"q\\\\\\\" \\\\\\\\ b\\\"}\"\n"
-        );
+            conn.write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").unwrap();
+        });
+        let w = Webhook::new(Some(url), Format::Slack, Duration::from_secs(10)).unwrap().unwrap();
+        let err = w.post(Event::UnitFailed, "x", None).unwrap_err();
+        server.join().unwrap();
+        assert_eq!(err, "the webhook answered HTTP 404");
     }
 }

@@ -18,6 +18,7 @@
 //! `failed` (retried on the next run), `pending` (being sent) or `no` (no webhook configured; sent
 //! on a later run if one is configured by then).
 
+use crate::notify::{Event, Webhook};
 use crate::text::rfc3339;
 use credmap::Credential;
 use keeper_core::log::{Level, log};
@@ -30,7 +31,7 @@ pub(crate) struct Reauth {
     /// The flag file.
     pub(crate) flag: PathBuf,
     /// The webhook, if any.
-    pub(crate) notify_url: Option<String>,
+    pub(crate) notify: Option<Webhook>,
     /// The credentials file, named in the flag and the message.
     pub(crate) creds: PathBuf,
 }
@@ -75,6 +76,11 @@ impl Flag {
         }
         out
     }
+}
+
+/// The failed refresh token's fingerprint the flag records, unless it is `unknown`.
+fn flag_fingerprint(flag: &Flag) -> Option<&str> {
+    flag.get("refresh_token").filter(|f| !f.is_empty() && *f != "unknown")
 }
 
 pub(crate) fn hostname() -> String {
@@ -126,7 +132,7 @@ impl Reauth {
             flag.set("reason", reason);
             flag.set("credentials", &self.creds.display().to_string());
             flag.set("refresh_token", refresh_token.unwrap_or("unknown"));
-            flag.set("notified", if self.notify_url.is_some() { "pending" } else { "no" });
+            flag.set("notified", if self.notify.is_some() { "pending" } else { "no" });
             if let Err(e) = self.write_flag(&flag) {
                 // Without the flag there is no episode to remember a notification by: telling
                 // the webhook now would repeat it on every run.
@@ -140,12 +146,13 @@ impl Reauth {
             log(Level::Info, crate::PROGRAM, format_args!("created the REAUTH flag {}", self.flag.display()));
             flag
         };
-        let Some(url) = &self.notify_url else { return };
+        let Some(hook) = &self.notify else { return };
         if flag.get("notified") == Some("yes") {
             return;
         }
         let episode_reason = flag.get("reason").unwrap_or(reason).to_owned();
-        let notified = match crate::notify::post_text(url, &self.message(&episode_reason)) {
+        let fingerprint = flag_fingerprint(&flag).map(str::to_owned);
+        let notified = match hook.post(Event::ReauthNeeded, &self.message(&episode_reason), fingerprint.as_deref()) {
             Ok(()) => {
                 log(Level::Info, crate::PROGRAM, format_args!("REAUTH notification sent"));
                 "yes"
@@ -206,13 +213,13 @@ impl Reauth {
                 );
                 // Whoever was told of the episode is told that it ended, once: the flag, which
                 // remembers the telling, is gone now.
-                if let (Some(url), Some(flag)) = (&self.notify_url, told) {
+                if let (Some(hook), Some(flag)) = (&self.notify, told) {
                     let text = format!(
                         "openclaw-oauth-keeper on {}: recovered: {why}. The REAUTH episode since {} is over; nothing to do.",
                         hostname(),
                         flag.get("since").unwrap_or("?")
                     );
-                    if let Err(e) = crate::notify::post_text(url, &text) {
+                    if let Err(e) = hook.post(Event::Recovered, &text, flag_fingerprint(&flag)) {
                         log(Level::Warning, crate::PROGRAM, format_args!("the recovery notification failed: {e}"));
                     }
                 }
@@ -253,7 +260,12 @@ mod tests {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let r = Reauth {
             flag: dir.path().join("missing-dir/REAUTH_NEEDED"),
-            notify_url: Some(format!("http://{}/hook", listener.local_addr().unwrap())),
+            notify: crate::notify::Webhook::new(
+                Some(format!("http://{}/hook", listener.local_addr().unwrap())),
+                crate::notify::Format::Slack,
+                crate::notify::DEFAULT_TIMEOUT,
+            )
+            .unwrap(),
             creds: dir.path().join(".credentials.json"),
         };
         r.raise("test", None, 1_767_225_600_000);

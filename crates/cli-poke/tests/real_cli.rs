@@ -123,7 +123,7 @@ fn for_each_build(name: &'static str, scenario: fn(&World) -> String) {
 }
 
 /// The scenarios in the order the README matrix lists them.
-const SCENARIOS: [&str; 8] = [
+const SCENARIOS: [&str; 9] = [
     "not due",
     "in the window",
     "--force",
@@ -132,6 +132,7 @@ const SCENARIOS: [&str; 8] = [
     "endpoint blackholed",
     "--force while the CLI refreshes",
     "login's end",
+    "cred-sync --watch during --force",
 ];
 
 /// Appends `build<TAB>scenario<TAB>result` to `$KEEPER_CLAUDE_MATRIX` and renders every line so
@@ -689,16 +690,14 @@ fn regression_a_killed_force_locked_the_cli_out_until_its_locks_went_stale() {
             isolate_network().unwrap();
             let w = World::new(build);
             let (access, _) = w.write_creds(now_ms() + 2 * MINUTE);
-            let body = std::fs::read(&w.creds).unwrap();
-            // A FIFO for a credentials file: cli-poke's first read gets the file, its re-read
-            // under the locks blocks, holding them, until it is killed.
-            std::fs::remove_file(&w.creds).unwrap();
-            nix::unistd::mkfifo(&w.creds, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+            // A write of the CLI's in progress holds the last lock, `.storage-write.lock`: cli-poke
+            // takes the two refresh locks and its owner record, then waits for it, holding them,
+            // until it is killed. (The lock is left behind, as a killed writer leaves it.)
+            std::fs::create_dir(w.claude_dir.join(".storage-write.lock")).unwrap();
             let mut poke = w.cli_poke();
             poke.args(["--force", "--refresh-window", "1m"]).stdout(std::process::Stdio::null());
             poke.stderr(std::process::Stdio::null());
             let mut child = poke.spawn().unwrap();
-            std::fs::write(&w.creds, &body).unwrap(); // the first read
             let owner = w.claude_dir.join(".oauth_refresh.lock.owner");
             let deadline = Instant::now() + Duration::from_secs(20);
             let record = loop {
@@ -714,8 +713,6 @@ fn regression_a_killed_force_locked_the_cli_out_until_its_locks_went_stale() {
             assert!(w.claude_dir.join(".storage-write.lock").is_dir() && w.home.join(".claude.lock").is_dir());
             child.kill().unwrap();
             child.wait().unwrap();
-            std::fs::remove_file(&w.creds).unwrap();
-            std::fs::write(&w.creds, &body).unwrap();
             // The CLI's turn: in its window, it must take the dead holder's locks and refresh.
             // (.storage-write.lock has no owner record; it goes stale after 15 s.)
             let start = Instant::now();
@@ -742,4 +739,252 @@ fn regression_a_killed_force_locked_the_cli_out_until_its_locks_went_stale() {
         .join()
         .unwrap();
     }
+}
+
+/// Every version of each target a watcher saw while the real CLI refreshed: read at every
+/// inotify event on the targets' directories (`MODIFY` too, so an in-place write caught half-way
+/// would be read half-way), kept in memory only (never printed: they hold tokens).
+struct TargetObserver {
+    stop: PathBuf,
+    thread: Option<std::thread::JoinHandle<Versions>>,
+}
+
+/// Each version read: (target, its bytes).
+type Versions = Vec<(PathBuf, Vec<u8>)>;
+
+impl TargetObserver {
+    /// Watches the directories of `targets` (each file's name); `stop` is a file in the first
+    /// directory whose creation ends the observation.
+    fn start(targets: &[PathBuf]) -> Self {
+        use inotify::{Inotify, WatchMask};
+        let mut inotify = Inotify::init().unwrap();
+        let mut dirs = Vec::new();
+        for t in targets {
+            let dir = t.parent().unwrap().to_path_buf();
+            let wd = inotify
+                .watches()
+                .add(&dir, WatchMask::MODIFY | WatchMask::CLOSE_WRITE | WatchMask::MOVED_TO | WatchMask::CREATE)
+                .unwrap();
+            dirs.push((wd, dir));
+        }
+        let stop = targets[0].parent().unwrap().join(".observer-stop");
+        let (targets, stop_name) = (targets.to_vec(), stop.file_name().unwrap().to_owned());
+        let thread = std::thread::spawn(move || {
+            let mut seen = Vec::new();
+            let mut buffer = [0u8; 16 * 1024];
+            'outer: loop {
+                let events: Vec<(inotify::WatchDescriptor, std::ffi::OsString)> = inotify
+                    .read_events_blocking(&mut buffer)
+                    .unwrap()
+                    .filter_map(|e| Some((e.wd.clone(), e.name?.to_owned())))
+                    .collect();
+                for (wd, name) in events {
+                    if name == stop_name {
+                        break 'outer;
+                    }
+                    let Some((_, dir)) = dirs.iter().find(|(d, _)| *d == wd) else { continue };
+                    let path = dir.join(&name);
+                    if targets.contains(&path) {
+                        // A rename may have replaced it meanwhile: the read is of one version.
+                        if let Ok(bytes) = std::fs::read(&path) {
+                            seen.push((path, bytes));
+                        }
+                    }
+                }
+            }
+            seen
+        });
+        Self { stop, thread: Some(thread) }
+    }
+
+    /// Ends the observation; every version read, in order.
+    fn finish(mut self) -> Versions {
+        std::fs::write(&self.stop, "").unwrap();
+        let seen = self.thread.take().unwrap().join().unwrap();
+        let _ = std::fs::remove_file(&self.stop);
+        seen
+    }
+}
+
+/// Every token-shaped string in `v`.
+fn token_shaped<'a>(v: &'a Value, out: &mut Vec<&'a str>) {
+    match v {
+        Value::String(s) if s.starts_with("sk-ant-") => out.push(s),
+        Value::Array(a) => a.iter().for_each(|x| token_shaped(x, out)),
+        Value::Object(o) => o.values().for_each(|x| token_shaped(x, out)),
+        _ => {}
+    }
+}
+
+/// The access token one version of a target holds, judged whole: a `.env` must be complete
+/// lines with exactly one `ANTHROPIC_OAUTH_TOKEN=` line and the other lines as written; an
+/// `auth-profiles.json` must parse and hold exactly one token-shaped string, in the profile.
+/// Err says what is wrong, never with the token.
+fn target_token(path: &std::path::Path, bytes: &[u8], env_other: &str) -> Result<String, String> {
+    let text = std::str::from_utf8(bytes).map_err(|_| "not UTF-8".to_owned())?;
+    if path.extension().is_some_and(|e| e == "json") {
+        let doc: Value = serde_json::from_str(text).map_err(|e| format!("not complete JSON ({e})"))?;
+        let mut strings = Vec::new();
+        token_shaped(&doc, &mut strings);
+        let profile = &doc["profiles"]["anthropic:claude-code"];
+        let token = profile["token"].as_str().ok_or("no anthropic:claude-code token profile")?;
+        if strings.len() != 1 || profile["type"] != "token" {
+            return Err(format!("{} token-shaped strings, profile type {}", strings.len(), profile["type"]));
+        }
+        Ok(token.to_owned())
+    } else {
+        if !text.ends_with('\n') {
+            return Err("the last line is incomplete".into());
+        }
+        let tokens: Vec<&str> = text.lines().filter_map(|l| l.strip_prefix("ANTHROPIC_OAUTH_TOKEN=")).collect();
+        let others: Vec<&str> = text.lines().filter(|l| !l.starts_with("ANTHROPIC_OAUTH_TOKEN=")).collect();
+        if tokens.len() != 1 || others.join("\n") != env_other.trim_end() {
+            return Err(format!(
+                "{} token lines; other lines kept: {}",
+                tokens.len(),
+                others.join("\n") == env_other.trim_end()
+            ));
+        }
+        Ok(tokens[0].to_owned())
+    }
+}
+
+/// `cred-sync --watch` from the CLI's file into `env` (dotenv) and `profiles`, stderr to `log`,
+/// stdout beside it (`cred-sync.out`); none of the caller's KEEPER_/CLAUDE_/OpenClaw variables.
+fn spawn_watcher(
+    w: &World,
+    env: &std::path::Path,
+    profiles: &std::path::Path,
+    log: &std::path::Path,
+) -> std::process::Child {
+    let mut watch = Command::new(common::cred_sync());
+    for (k, _) in std::env::vars_os() {
+        let k = k.to_string_lossy();
+        if ["KEEPER_", "CLAUDE_", "ANTHROPIC_", "OPENCLAW_"].iter().any(|p| k.starts_with(p)) {
+            watch.env_remove(&*k);
+        }
+    }
+    watch
+        .env("HOME", &w.home)
+        .env("PATH", "/usr/bin:/bin")
+        .env("KEEPER_CONFIG", "/dev/null")
+        .env("KEEPER_STATE_DIR", w.dir.path().join("state"))
+        .arg("--from")
+        .arg(&w.creds)
+        .arg("--to")
+        .arg(format!("dotenv:{}", env.display()))
+        .arg("--to")
+        .arg(format!("openclaw-profiles:{}", profiles.display()))
+        .arg("--watch")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::fs::File::create(w.dir.path().join("cred-sync.out")).unwrap())
+        .stderr(std::fs::File::create(log).unwrap());
+    watch.spawn().unwrap()
+}
+
+fn watch_during_refresh(w: &World) -> String {
+    let (old, refresh) = w.write_creds(now_ms() + 5 * HOUR);
+    let openclaw = w.home.join(".openclaw");
+    std::fs::write(openclaw.join("openclaw.json"), r#"{"meta":{"lastTouchedVersion":"2026.5.20"}}"#).unwrap();
+    let profiles = openclaw.join("agents/main/agent/auth-profiles.json");
+    std::fs::create_dir_all(profiles.parent().unwrap()).unwrap();
+    std::fs::write(&profiles, r#"{"version":1,"profiles":{}}"#).unwrap();
+    let env = openclaw.join(".env");
+    let env_other = "# OpenClaw's environment\nOPENCLAW_GATEWAY_PORT=18789\n";
+    std::fs::write(&env, env_other).unwrap();
+    let targets = [env.clone(), profiles.clone()];
+
+    // The watcher, as the unit runs it: every target at start, then on every change.
+    let log = w.dir.path().join("cred-sync.log");
+    let mut watcher = spawn_watcher(w, &env, &profiles, &log);
+    let holds = |t: &PathBuf, token: &str| std::fs::read_to_string(t).is_ok_and(|s| s.contains(token));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !targets.iter().all(|t| holds(t, &old)) {
+        assert!(watcher.try_wait().unwrap().is_none(), "{}: cred-sync --watch exited", w.v());
+        assert!(Instant::now() < deadline, "{}: the watcher's first sync never reached the targets", w.v());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+
+    // From here on every version of each target is read; the real CLI refreshes (--force:
+    // cli-poke's own write of the old token, due now, then the CLI's temp + rename or in place).
+    let observer = TargetObserver::start(&targets);
+    let poked = Instant::now();
+    let out = w.run(w.cli_poke().arg("--force"));
+    assert_eq!(out.code, 0, "{}: {}", w.v(), out.stderr);
+    let issued = w.mock.issued();
+    assert_eq!(issued.len(), 1, "{}: one refresh", w.v());
+    let new = issued[0].access.clone();
+    assert_eq!(w.current().0, new, "{}", w.v());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !targets.iter().all(|t| holds(t, &new)) {
+        assert!(watcher.try_wait().unwrap().is_none(), "{}: cred-sync --watch exited", w.v());
+        assert!(Instant::now() < deadline, "{}: the new token never reached every target", w.v());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let delivered = poked.elapsed();
+    // A moment for any later write (there must be none that changes the token).
+    std::thread::sleep(Duration::from_millis(500));
+    let seen = observer.finish();
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(i32::try_from(watcher.id()).unwrap()), nix::sys::signal::SIGTERM)
+        .unwrap();
+    watcher.wait().unwrap();
+
+    // Every version: complete, and the old or the new token, in that order (never back).
+    let secrets: Vec<String> =
+        [refresh.clone()].into_iter().chain(issued.iter().filter_map(|i| i.refresh.clone())).collect();
+    let mut versions = std::collections::BTreeMap::<&std::path::Path, Vec<&str>>::new();
+    for (path, bytes) in &seen {
+        let token = target_token(path, bytes, env_other)
+            .unwrap_or_else(|why| panic!("{}: a version of {} was not whole: {why}", w.v(), path.display()));
+        let text = String::from_utf8_lossy(bytes);
+        assert!(!secrets.iter().any(|r| text.contains(r.as_str())), "{}: a refresh token in {}", w.v(), path.display());
+        let which = if token == old {
+            "old"
+        } else if token == new {
+            "new"
+        } else {
+            panic!("{}: {} held a third token ({})", w.v(), path.display(), fingerprint(&token))
+        };
+        let list = versions.entry(path).or_default();
+        if list.last() != Some(&which) {
+            list.push(which);
+        }
+    }
+    for t in &targets {
+        let list = versions.get(t.as_path()).map(Vec::as_slice).unwrap_or_default();
+        assert!(list == ["new"] || list == ["old", "new"], "{}: {} went {list:?}", w.v(), t.display());
+        let final_text = std::fs::read(t).unwrap();
+        assert_eq!(target_token(t, &final_text, env_other).unwrap(), new, "{}: final state", w.v());
+        assert!(!secrets.iter().any(|r| String::from_utf8_lossy(&final_text).contains(r.as_str())), "{}", w.v());
+    }
+    // Nothing printed holds a token; the forced write (the old token, due now) is no error.
+    let printed = format!(
+        "{}{}",
+        std::fs::read_to_string(&log).unwrap(),
+        std::fs::read_to_string(w.dir.path().join("cred-sync.out")).unwrap()
+    );
+    assert!(!has_token_shape(&printed), "{}: a token in cred-sync's output", w.v());
+    for t in [&old, &new].into_iter().chain(&secrets) {
+        assert!(!printed.contains(t.as_str()), "{}", w.v());
+    }
+    assert!(printed.contains(&fingerprint(&new)), "{}: the new token's fingerprint is logged:\n{printed}", w.v());
+    assert!(!printed.contains("error"), "{}: cred-sync logged an error during the refresh:\n{printed}", w.v());
+    w.assert_no_lock_left();
+    let count = |t: &PathBuf| seen.iter().filter(|(p, _)| p == t).count();
+    let forced_rewrote = versions.values().any(|l| l.first() == Some(&"old"));
+    format!(
+        "targets old → new only, never half-written, no refresh token (versions read: .env {}, auth-profiles.json {}; the forced write {}; new token everywhere {:.1}s after the poke started)",
+        count(&env),
+        count(&profiles),
+        if forced_rewrote { "rewrote the old token" } else { "wrote nothing" },
+        delivered.as_secs_f64()
+    )
+}
+
+/// `cred-sync --watch` with a `.env` and an `auth-profiles.json` target while the real CLI
+/// refreshes (`cli-poke --force`): every version of each target is the old token or the new
+/// one, complete, never a refresh token.
+#[test]
+fn watch_targets_go_old_to_new_only_while_the_real_cli_refreshes() {
+    for_each_build("cred-sync --watch during --force", watch_during_refresh);
 }

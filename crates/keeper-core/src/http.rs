@@ -5,9 +5,11 @@
 //! - A deadline for the whole call (connect, send, receive), so nothing hangs a timer unit.
 //! - Proxies from the environment (`HTTPS_PROXY`, `HTTP_PROXY`, `ALL_PROXY`, `NO_PROXY`), as curl
 //!   and the Claude Code CLI take them.
-//! - Server certificates checked against the bundled Mozilla roots, or, when `SSL_CERT_FILE` names
-//!   a PEM file, against the certificates in that file instead (the variable's meaning for OpenSSL
-//!   and curl; the tests point it at their throw-away CA).
+//! - Server certificates checked, when `SSL_CERT_FILE` names a PEM file, against the
+//!   certificates in that file only (the variable's meaning for OpenSSL and curl; the tests point
+//!   it at their throw-away CA); else against the system's CA bundle (e.g.
+//!   `/etc/ssl/certs/ca-certificates.crt`, so a local CA added with `update-ca-certificates`
+//!   counts); else against the Mozilla roots built in.
 //! - Every status comes back as a [`Response`]; the caller decides what a 4xx or 5xx means.
 //! - An error never quotes the URL: a webhook URL is itself a secret, and the token endpoint's
 //!   body holds one.
@@ -55,6 +57,8 @@ pub enum HttpError {
     Network(String),
     /// The response body is longer than [`MAX_BODY`].
     BodyTooLarge,
+    /// A request header (named) is not a valid name or holds a character a header must not.
+    BadHeader(String),
 }
 
 impl HttpError {
@@ -75,6 +79,7 @@ impl fmt::Display for HttpError {
             Self::Tls(why) => write!(f, "TLS: {why}"),
             Self::Network(why) => write!(f, "network: {why}"),
             Self::BodyTooLarge => write!(f, "the response is longer than {MAX_BODY} bytes"),
+            Self::BadHeader(name) => write!(f, "the request header {name:?} is not valid ASCII header text"),
         }
     }
 }
@@ -91,9 +96,11 @@ impl Client {
     /// A client whose every call must complete within `timeout`, sending `user_agent`
     /// (e.g. `openclaw-oauth-keeper/0.1.0 cli-poke`).
     pub fn new(user_agent: &str, timeout: Duration) -> Result<Self, HttpError> {
-        let roots = match std::env::var_os("SSL_CERT_FILE").filter(|v| !v.is_empty()) {
-            Some(path) => RootCerts::Specific(Arc::new(read_ca_file(PathBuf::from(path))?)),
-            None => RootCerts::WebPki,
+        let roots = match trust() {
+            Trust::CertFile(path) => RootCerts::Specific(Arc::new(read_ca_file(path)?)),
+            // A system bundle that cannot be read or parsed falls back to the bundled roots.
+            Trust::System(path) => read_ca_file(path).map_or(RootCerts::WebPki, |c| RootCerts::Specific(Arc::new(c))),
+            Trust::Bundled => RootCerts::WebPki,
         };
         let config = ureq::Agent::config_builder()
             .http_status_as_error(false)
@@ -109,14 +116,28 @@ impl Client {
 
     /// POSTs `body` as `application/json` to `url`.
     pub fn post_json(&self, url: &str, body: &[u8]) -> Result<Response, HttpError> {
+        self.post(url, "application/json", &[("Accept", "application/json")], body)
+    }
+
+    /// POSTs `body` to `url` with this `Content-Type` and the extra `headers` (name, value).
+    ///
+    /// A header value must be visible ASCII or spaces (no control characters, nothing a server
+    /// could read as a second header); anything else is [`HttpError::BadHeader`], before any
+    /// connection is made.
+    pub fn post(
+        &self,
+        url: &str,
+        content_type: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> Result<Response, HttpError> {
         check_url(url)?;
-        let response = self
-            .agent
-            .post(url)
-            .header("Content-Type", "application/json")
-            .header("Accept", "application/json")
-            .send(body)
-            .map_err(map_error)?;
+        let mut request = self.agent.post(url);
+        for (name, value) in std::iter::once(&("Content-Type", content_type)).chain(headers) {
+            check_header(name, value)?;
+            request = request.header(*name, *value);
+        }
+        let response = request.send(body).map_err(map_error)?;
         let status = response.status().as_u16();
         let retry_after = response
             .headers()
@@ -129,6 +150,51 @@ impl Client {
             other => map_error(other),
         })?;
         Ok(Response { status, body, retry_after })
+    }
+}
+
+/// A header name must be a token (RFC 9110), its value visible ASCII and spaces.
+fn check_header(name: &str, value: &str) -> Result<(), HttpError> {
+    let name_ok =
+        !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
+    let value_ok = value.bytes().all(|b| b == b' ' || b.is_ascii_graphic());
+    if name_ok && value_ok { Ok(()) } else { Err(HttpError::BadHeader(name.to_owned())) }
+}
+
+/// The system's CA bundle, where the distributions keep it (Debian/Ubuntu, Fedora/RHEL, openSUSE,
+/// Alpine and others).
+const SYSTEM_BUNDLES: [&str; 4] = [
+    "/etc/ssl/certs/ca-certificates.crt",
+    "/etc/pki/tls/certs/ca-bundle.crt",
+    "/etc/ssl/ca-bundle.pem",
+    "/etc/ssl/cert.pem",
+];
+
+/// Which certificates a server's chain is checked against.
+enum Trust {
+    /// `SSL_CERT_FILE`: exactly these (an unreadable file is an error, not a fallback).
+    CertFile(PathBuf),
+    /// The system's CA bundle (what `update-ca-certificates` maintains, local CAs included).
+    System(PathBuf),
+    /// The Mozilla roots built into the binary (webpki-roots).
+    Bundled,
+}
+
+fn trust() -> Trust {
+    if let Some(path) = std::env::var_os("SSL_CERT_FILE").filter(|v| !v.is_empty()) {
+        return Trust::CertFile(PathBuf::from(path));
+    }
+    SYSTEM_BUNDLES.iter().map(PathBuf::from).find(|p| p.is_file()).map_or(Trust::Bundled, Trust::System)
+}
+
+/// What [`Client::new`] checks server certificates against, for an error message: `SSL_CERT_FILE
+/// PATH`, `the system CA bundle PATH` or `the bundled Mozilla roots`.
+#[must_use]
+pub fn trust_store() -> String {
+    match trust() {
+        Trust::CertFile(p) => format!("SSL_CERT_FILE {}", p.display()),
+        Trust::System(p) => format!("the system CA bundle {} (SSL_CERT_FILE names another)", p.display()),
+        Trust::Bundled => "the bundled Mozilla roots (SSL_CERT_FILE names a CA file)".to_owned(),
     }
 }
 
@@ -170,7 +236,13 @@ fn map_error(e: ureq::Error) -> HttpError {
         ureq::Error::HostNotFound => HttpError::HostNotFound,
         ureq::Error::BadUri(_) => HttpError::BadUrl,
         ureq::Error::Io(io) if io.kind() == std::io::ErrorKind::TimedOut => HttpError::Timeout,
-        ureq::Error::Io(io) => HttpError::Network(io.kind().to_string()),
+        // A failed handshake (an untrusted certificate, a name mismatch) reaches us as the
+        // rustls error inside an I/O error.
+        ureq::Error::Io(io) => match io.get_ref() {
+            Some(inner) if inner.is::<rustls::Error>() => HttpError::Tls(inner.to_string()),
+            Some(inner) => HttpError::Network(format!("{}: {inner}", io.kind())),
+            None => HttpError::Network(io.to_string()),
+        },
         ureq::Error::Rustls(tls) => HttpError::Tls(tls.to_string()),
         ureq::Error::Protocol(p) => HttpError::Network(format!("protocol: {p}")),
         ureq::Error::ConnectProxyFailed(why) => HttpError::Network(format!("proxy: {why}")),
@@ -234,6 +306,36 @@ mod tests {
         assert!(request.to_ascii_lowercase().contains("user-agent: keeper-test/1\r\n"), "{request}");
         assert!(request.to_ascii_lowercase().contains("content-type: application/json\r\n"), "{request}");
         assert!(request.ends_with(r#"{"a":1}"#), "{request}");
+    }
+
+    #[test]
+    fn posts_any_content_type_with_extra_headers() {
+        let (url, server) = serve_once("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+        let client = Client::new("keeper-test/1", Duration::from_secs(10)).unwrap();
+        let headers = [("Title", "a title: with colon"), ("Priority", "5")];
+        let response = client.post(&url, "text/plain; charset=utf-8", &headers, "é\nx".as_bytes()).unwrap();
+        assert_eq!(response.status, 200);
+        let request = server.join().unwrap();
+        let lower = request.to_ascii_lowercase();
+        assert!(lower.contains("content-type: text/plain; charset=utf-8\r\n"), "{request}");
+        assert!(lower.contains("title: a title: with colon\r\n"), "{request}");
+        assert!(lower.contains("priority: 5\r\n"), "{request}");
+        assert!(!lower.contains("accept: application/json"), "{request}");
+        assert!(request.ends_with("é\nx"), "{request}");
+    }
+
+    #[test]
+    fn a_header_that_could_split_the_request_is_refused_before_connecting() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/hook", listener.local_addr().unwrap());
+        let client = Client::new("keeper-test/1", Duration::from_secs(2)).unwrap();
+        for (name, value) in [("Title", "a\r\nX-Injected: 1"), ("Title", "caf\u{e9}"), ("Bad Name", "v"), ("", "v")] {
+            let err = client.post(&url, "text/plain", &[(name, value)], b"x").unwrap_err();
+            assert!(matches!(&err, HttpError::BadHeader(n) if n == name), "{err:?}");
+            assert!(!err.is_transient());
+        }
+        listener.set_nonblocking(true).unwrap();
+        assert!(listener.accept().is_err(), "no connection was made");
     }
 
     #[test]

@@ -11,11 +11,12 @@
 //!
 //! `KEEPER_PATH_RACE_TRIALS=N` repeats each race N times and prints the count (a measurement).
 
+use keeper_anthropic_mock::Mock;
 use keeper_install_tests::machine::{GATEWAY, Machine, TestDropins, gateway_nudges, gateway_token};
 use keeper_install_tests::systemd::UserManager;
 use keeper_install_tests::{access_token, bin_dir, has_token_shape, now_ms, refresh_token, row_status};
 use std::fs;
-
+use std::path::Path;
 use std::time::Duration;
 
 const PATH_UNIT: &str = "openclaw-keeper-sync.path";
@@ -183,4 +184,152 @@ fn without_the_recheck_a_write_landing_mid_run_is_lost() {
     assert_eq!(lost, trials(), "systemd reported none of the mid-run writes\n{}", m.all_logs());
     let (clean, leftovers) = mgr.stop();
     assert!(clean && leftovers.is_empty(), "{leftovers:?}");
+}
+
+/// The real Claude Code CLI 2.1.332 (`KEEPER_CLAUDE_2_1_332`, else `KEEPER_CLAUDE_DIR/claude-2.1.332`,
+/// installed by `scripts/install-claude-for-tests.sh`), or None after a loud skip (a failure with
+/// `KEEPER_REQUIRE_CLAUDE=1`, as CI sets it).
+fn real_cli_2_1_332() -> Option<std::path::PathBuf> {
+    let program = std::env::var_os("KEEPER_CLAUDE_2_1_332")
+        .filter(|v| !v.is_empty())
+        .map(std::path::PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("KEEPER_CLAUDE_DIR")
+                .filter(|v| !v.is_empty())
+                .map(|d| Path::new(&d).join("claude-2.1.332"))
+        });
+    let required = std::env::var("KEEPER_REQUIRE_CLAUDE").is_ok_and(|v| v.trim() == "1");
+    if let Some(p) = program {
+        assert!(p.is_file(), "{} does not exist (KEEPER_CLAUDE_2_1_332 / KEEPER_CLAUDE_DIR)", p.display());
+        return Some(p);
+    }
+    let why = "KEEPER_CLAUDE_2_1_332 / KEEPER_CLAUDE_DIR not set (scripts/install-claude-for-tests.sh DEST, then KEEPER_CLAUDE_DIR=DEST/bin)";
+    assert!(!required, "KEEPER_REQUIRE_CLAUDE=1 but {why}");
+    let bar = "!".repeat(100);
+    let _ = std::io::Write::write_all(
+        &mut std::io::stderr().lock(),
+        format!("\n{bar}\n!!! SKIPPED: {why}; the real-CLI unit test did NOT run\n{bar}\n").as_bytes(),
+    );
+    None
+}
+
+/// Writes the CLI's credentials (temp + rename, 0600) as a sign-in leaves them; the mock knows the
+/// refresh token.
+fn write_real_creds(m: &Machine, mock: &Mock, expires_ms: i64) -> String {
+    let (access, refresh) = (access_token(), refresh_token());
+    let doc = serde_json::json!({"claudeAiOauth": {"accessToken": access, "refreshToken": refresh,
+        "expiresAt": expires_ms, "scopes": ["user:inference", "user:profile", "user:sessions:claude_code"],
+        "subscriptionType": "max", "rateLimitTier": "default_claude_max_20x"}});
+    let tmp = m.creds.with_extension("json.tmp.test");
+    fs::write(&tmp, doc.to_string()).unwrap();
+    fs::set_permissions(&tmp, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    fs::rename(&tmp, &m.creds).unwrap();
+    mock.add_refresh_token(&refresh);
+    access
+}
+
+/// `cli-poke --force` as a user runs it against the install (its config), with the real CLI
+/// pointed at the mock; exits 0 with nothing token-shaped printed.
+fn real_force(m: &Machine, mgr: &UserManager, mock: &Mock, cli: &Path) -> Duration {
+    let mut cmd = std::process::Command::new(bin_dir().join("cli-poke"));
+    cmd.env_clear()
+        .envs(mgr.client_env())
+        .env("KEEPER_CONFIG", m.home.join(".config/openclaw-oauth-keeper/keeper.env"))
+        .env("KEEPER_STATE_DIR", m.home.join(".local/state/openclaw-oauth-keeper"))
+        .arg("--force")
+        .arg("--cli")
+        .arg(cli);
+    mock.apply_env(&mut cmd);
+    let start = std::time::Instant::now();
+    let out = cmd.output().unwrap();
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(!has_token_shape(&text), "a token in cli-poke's output");
+    assert_eq!(out.status.code(), Some(0), "cli-poke --force with the real CLI:\n{text}\n{}", m.all_logs());
+    start.elapsed()
+}
+
+/// Issue 15, item 3, with the real CLI: `cli-poke --force` makes the held token due (its own write
+/// triggers the `.path` unit before the CLI has refreshed), then the real 2.1.332 refreshes (temp +
+/// rename, under its three locks). Neither the `.path` one-shot nor the `--watch` service may
+/// fail (no `OnFailure=` report, result success, no error in its log), and every target ends on
+/// the CLI's new token. The forced write used to make the one-shot exit 4 ("expired").
+#[test]
+fn regression_a_real_force_failed_the_path_and_watch_units() {
+    let Some(cli) = real_cli_2_1_332() else { return };
+    // Offline: the manager, its units and the CLI run in this thread's network namespace, where
+    // only the mock answers.
+    if let Err(why) = keeper_anthropic_mock::isolate_network() {
+        keeper_install_tests::systemd::skip(&why);
+        return;
+    }
+    let Some((_root, m)) = Machine::create("path-unit-real-cli-") else { return };
+    m.build(0);
+    let mock = Mock::start(&m.work).unwrap();
+    let first = write_real_creds(&m, &mock, now_ms() + 5 * HOUR_MS);
+    let Some(mut mgr) = m.start_manager(TestDropins::RuntimeControl) else { return };
+    let _ = mgr.systemctl_ok(&["start", GATEWAY]);
+    let bins = bin_dir().to_str().unwrap().to_owned();
+    let (code, out, _) =
+        m.run_script(&mgr, "setup.sh", &["--user", "--yes", "--sync", "path", "--skip-cli-test", "--bin-dir", &bins]);
+    assert_eq!(code, 0, "setup.sh\n{out}\n{}", m.all_logs());
+    // The timer's own poke (every 2 minutes, without the mock's proxy) must not race ours.
+    let _ = mgr.systemctl_ok(&["stop", "openclaw-keeper-refresh.timer"]);
+    // Regression: with `--sync path` and no CLI test nothing changed the file, so nothing started
+    // the oneshot: every target stayed missing (setup's verify failed) until the CLI's next
+    // refresh, hours away. setup now runs the first sync itself.
+    assert!(m.stale_targets(&first).is_empty(), "setup's first sync: {:?}\n{out}", m.stale_targets(&first));
+    m.wait_for("the oneshot to finish", Duration::from_secs(60), || settled(&mgr));
+    let notify_log = m.logs.join("openclaw-keeper-notify.log");
+    let once_log = m.logs.join("openclaw-keeper-sync-once.log");
+    let runs_before = mgr.property(ONCE, "InvocationID");
+
+    // 1. The path variant.
+    let took = real_force(&m, &mgr, &mock, &cli);
+    let issued = mock.issued();
+    assert_eq!(issued.len(), 1, "the real CLI refreshed once");
+    let second = issued[0].access.clone();
+    assert_eq!(m.current_token(), second);
+    m.wait_for("the CLI's new token in every target (path unit)", Duration::from_secs(60), || {
+        m.stale_targets(&second).is_empty()
+    });
+    m.wait_for("the oneshot to finish", Duration::from_secs(60), || settled(&mgr));
+    assert_ne!(mgr.property(ONCE, "InvocationID"), runs_before, "the path unit started the oneshot");
+    assert_eq!(mgr.property(ONCE, "Result"), "success", "{}", m.all_logs());
+    assert_eq!(mgr.property(PATH_UNIT, "ActiveState"), "active", "the path unit still watches");
+    assert!(!notify_log.exists(), "OnFailure= reported a failure:\n{}", m.all_logs());
+    let once_text = fs::read_to_string(&once_log).unwrap_or_default();
+    assert!(!once_text.contains("error"), "the oneshot logged an error:\n{once_text}");
+    eprintln!("real 2.1.332 --force under the path unit: {:.1}s, the oneshot succeeded", took.as_secs_f64());
+
+    // 2. The watching service instead (Conflicts= stops the path unit).
+    let _ = mgr.systemctl_ok(&["start", "openclaw-keeper-sync.service"]);
+    assert_eq!(mgr.property(PATH_UNIT, "ActiveState"), "inactive");
+    m.wait_for("the watcher to run", Duration::from_secs(30), || {
+        mgr.property("openclaw-keeper-sync.service", "SubState") == "running"
+    });
+    let watch_log = m.logs.join("openclaw-keeper-sync.log");
+    m.wait_for("the watcher's first sync", Duration::from_secs(30), || {
+        fs::read_to_string(&watch_log).is_ok_and(|t| !t.is_empty())
+    });
+    let took = real_force(&m, &mgr, &mock, &cli);
+    let issued = mock.issued();
+    assert_eq!(issued.len(), 2, "the real CLI refreshed again");
+    let third = issued[1].access.clone();
+    assert_eq!(m.current_token(), third);
+    m.wait_for("the CLI's new token in every target (watch)", Duration::from_secs(60), || {
+        m.stale_targets(&third).is_empty()
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(mgr.property("openclaw-keeper-sync.service", "ActiveState"), "active", "{}", m.all_logs());
+    assert_eq!(mgr.property("openclaw-keeper-sync.service", "NRestarts"), "0", "{}", m.all_logs());
+    assert_eq!(mgr.property("openclaw-keeper-sync.service", "Result"), "success");
+    assert!(!notify_log.exists(), "OnFailure= reported a failure:\n{}", m.all_logs());
+    let watch_text = fs::read_to_string(&watch_log).unwrap_or_default();
+    assert!(!watch_text.contains("error"), "the watcher logged an error:\n{watch_text}");
+    assert_eq!(mock.refresh_reuses(), 0, "nothing else used the CLI's refresh token");
+    eprintln!("real 2.1.332 --force under the watch unit: {:.1}s, the watcher stayed up", took.as_secs_f64());
+
+    let (clean, leftovers) = mgr.stop();
+    assert!(clean && leftovers.is_empty(), "{leftovers:?}");
+    assert!(!has_token_shape(&m.all_logs()), "a token is in the logs");
 }

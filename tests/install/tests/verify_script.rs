@@ -174,3 +174,95 @@ fn openclaw_models_status_row_with_the_real_openclaw() {
     assert_eq!(row_status(&text, "openclaw models status"), Some("FAIL"), "{text}");
     assert!(text.contains("AUTH_PROFILE_MIGRATION_REQUIRED"), "{text}");
 }
+
+/// The login's hard end (issue 15, item 5): verify.sh read only the access token's expiry, so a
+/// Max login's 30-day end (`refreshTokenExpiresAt`, never moved by a refresh) showed nowhere
+/// until the login was dead. The "login end" row shows the date from token-expiry's JSON, warns
+/// within `KEEPER_WARN_LOGIN_WITHIN` (default 3d, as cli-poke), FAILs once it has passed, and is
+/// skipped for a file that records none (CLI before 2.1.203).
+#[test]
+fn regression_verify_did_not_show_the_logins_end() {
+    let home = tempfile::tempdir().unwrap();
+    let h = home.path();
+    let bin = h.join(".local/bin");
+    systemd::install_tools(&bin, false);
+    let creds = h.join(".claude/.credentials.json");
+    fs::create_dir_all(creds.parent().unwrap()).unwrap();
+    let config = h.join(".config/openclaw-oauth-keeper/keeper.env");
+    fs::create_dir_all(config.parent().unwrap()).unwrap();
+    let now_s =
+        i64::try_from(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs()).unwrap();
+    let day = 86_400;
+    let (access, refresh) = (access_token(), keeper_install_tests::refresh_token());
+    // The access token is fine (5 h); `login_end` is whole seconds from now, None: not recorded.
+    let write = |login_end: Option<i64>, extra: &str| {
+        let mut oauth = serde_json::json!({"accessToken": access, "refreshToken": refresh,
+            "expiresAt": (now_s + 5 * 3600) * 1000, "scopes": ["user:inference"], "subscriptionType": "max"});
+        if let Some(s) = login_end {
+            oauth["refreshTokenExpiresAt"] = serde_json::json!((now_s + s) * 1000);
+        }
+        fs::write(&creds, serde_json::json!({ "claudeAiOauth": oauth }).to_string()).unwrap();
+        fs::write(
+            &config,
+            format!(
+                "KEEPER_INSTALL=user\nKEEPER_MODE=refresh\nKEEPER_GATEWAY=user-unit\nKEEPER_UNITS=\nKEEPER_TO=\n\
+                 KEEPER_CREDENTIALS={}\n{extra}",
+                creds.display()
+            ),
+        )
+        .unwrap();
+    };
+    let rfc3339 = |s: i64| {
+        let out = Command::new("date").args(["-u", "-d", &format!("@{}", now_s + s), "+%Y-%m-%dT%H:%M:%SZ"]).output();
+        String::from_utf8(out.unwrap().stdout).unwrap().trim().to_owned()
+    };
+    let login_row = |text: &str| text.lines().find(|l| l.starts_with("login end")).unwrap_or_default().to_owned();
+
+    write(Some(20 * day), "");
+    let (_, text) = verify(h, &["--user"]);
+    assert!(!has_token_shape(&text), "{text}");
+    assert_eq!(row_status(&text, "token expiry"), Some("ok"), "{text}");
+    assert_eq!(row_status(&text, "login end"), Some("ok"), "{text}");
+    assert!(login_row(&text).contains(&rfc3339(20 * day)), "the date is shown:\n{text}");
+    assert!(login_row(&text).contains("(in 19d 23h)") || login_row(&text).contains("(in 20d 0h)"), "{text}");
+
+    // Near: two days left, the default 3d warns; the detail says when and what to do.
+    write(Some(2 * day), "");
+    let (_, text) = verify(h, &["--user"]);
+    assert_eq!(row_status(&text, "login end"), Some("warn"), "{text}");
+    let row = login_row(&text);
+    assert!(
+        row.contains(&rfc3339(2 * day)) && row.contains("claude auth login") && row.contains("setup-token"),
+        "{row}"
+    );
+    assert_eq!(row_status(&text, "token expiry"), Some("ok"), "the token itself is fine:\n{text}");
+
+    // The config's threshold, as cli-poke reads it; a token-expiry threshold in the config
+    // (status login-ending) keeps the token row ok.
+    write(Some(10 * day), "KEEPER_WARN_LOGIN_WITHIN=2weeks\nKEEPER_LOGIN_WITHIN=12d\n");
+    let (_, text) = verify(h, &["--user"]);
+    assert_eq!(row_status(&text, "login end"), Some("warn"), "{text}");
+    assert_eq!(row_status(&text, "token expiry"), Some("ok"), "{text}");
+    write(Some(10 * day), "KEEPER_WARN_LOGIN_WITHIN=0\n");
+    let (_, text) = verify(h, &["--user"]);
+    assert_eq!(row_status(&text, "login end"), Some("ok"), "0 turns the warning off:\n{text}");
+    write(Some(10 * day), "KEEPER_WARN_LOGIN_WITHIN=soon\n");
+    let (_, text) = verify(h, &["--user"]);
+    assert_eq!(row_status(&text, "login end"), Some("ok"), "{text}");
+    assert!(login_row(&text).contains("is not a duration: 3d used"), "{text}");
+
+    // Passed: the access token still works for hours, but no refresh will.
+    write(Some(-3600), "");
+    let (code, text) = verify(h, &["--user"]);
+    assert_eq!(code, 1, "{text}");
+    assert_eq!(row_status(&text, "token expiry"), Some("ok"), "{text}");
+    assert_eq!(row_status(&text, "login end"), Some("FAIL"), "{text}");
+    assert!(login_row(&text).contains(&format!("ended {}", rfc3339(-3600))), "{text}");
+
+    // Not recorded (CLI 2.1.112, 2.1.197): skipped, saying why.
+    write(None, "");
+    let (_, text) = verify(h, &["--user"]);
+    assert_eq!(row_status(&text, "login end"), Some("skip"), "{text}");
+    assert!(login_row(&text).contains("refreshTokenExpiresAt"), "{text}");
+    assert!(!has_token_shape(&text), "{text}");
+}
