@@ -1,7 +1,7 @@
 //! The endpoints: Messages (SSE or JSON), `count_tokens`, the OAuth token endpoint, profile.
 
 use crate::http::{Head, Response};
-use crate::record::{IssuedTokens, Request, RequestKind, Shared, TokenEndpoint, fingerprint};
+use crate::record::{IssuedTokens, Request, RequestKind, Shared, TokenAnswer, TokenEndpoint, fingerprint};
 use serde_json::{Value, json};
 use std::collections::hash_map::RandomState;
 use std::fmt::Write as _;
@@ -37,7 +37,7 @@ pub(crate) fn handle(shared: &Shared, conn: (u64, &str), head: &Head, body: &[u8
         ("POST", "/v1/messages/count_tokens") => {
             (RequestKind::CountTokens, Some(Response::json(200, &json!({"input_tokens": 10}))))
         }
-        ("POST", "/v1/oauth/token" | "/oauth/token") => oauth_token(shared, head, body),
+        ("POST", "/v1/oauth/token" | "/oauth/token") => oauth_token(shared, connection, head, body),
         ("GET", p) if p.starts_with("/api/oauth/") => (RequestKind::Profile, Some(profile())),
         _ => (
             RequestKind::Other,
@@ -147,8 +147,9 @@ fn oauth_error(status: u16, error: &str, description: &str) -> Response {
     Response::json(status, &json!({"error": error, "error_description": description}))
 }
 
-/// The token endpoint. Order: blackhole, server error, form body, invalid grant, rotation.
-fn oauth_token(shared: &Shared, head: &Head, body: &[u8]) -> (RequestKind, Option<Response>) {
+/// The token endpoint. Order: a queued one-off answer, blackhole, server error, form body, invalid
+/// grant, rotation.
+fn oauth_token(shared: &Shared, connection: u64, head: &Head, body: &[u8]) -> (RequestKind, Option<Response>) {
     let content_type = head.header("content-type").map(str::to_owned);
     let is_form = content_type.as_deref().is_some_and(|c| c.starts_with("application/x-www-form-urlencoded"));
     let fields: Vec<(String, String)> = if is_form {
@@ -171,6 +172,23 @@ fn oauth_token(shared: &Shared, head: &Head, body: &[u8]) -> (RequestKind, Optio
     };
     let invalid_grant = || oauth_error(400, "invalid_grant", "Refresh token not found or invalid");
     let mut st = shared.lock();
+    if let Some(answer) = st.queued_token_answers.pop_front() {
+        let resp = match answer {
+            TokenAnswer::TooManyRequests { retry_after } => {
+                if let Some(secs) = retry_after {
+                    st.extra_headers.insert(connection, vec![("retry-after".to_owned(), secs.to_string())]);
+                }
+                Response::json(429, &json!({"error": "rate_limit_error", "error_description": "mock: slow down"}))
+            }
+            TokenAnswer::ServerError => Response::json(500, &json!({"error": "server_error"})),
+            TokenAnswer::Malformed => Response {
+                status: 200,
+                content_type: "application/json",
+                body: br#"{"token_type":"Bearer","access_token":"#.to_vec(),
+            },
+        };
+        return (kind, Some(resp));
+    }
     let resp = match st.token_endpoint.clone() {
         TokenEndpoint::Blackhole => return (kind, None),
         TokenEndpoint::ServerError => Response::json(500, &json!({"error": "server_error"})),

@@ -143,6 +143,7 @@ fn reason(status: u16) -> &'static str {
         400 => "Bad Request",
         401 => "Unauthorized",
         404 => "Not Found",
+        429 => "Too Many Requests",
         500 => "Internal Server Error",
         502 => "Bad Gateway",
         _ => "Unknown",
@@ -151,6 +152,16 @@ fn reason(status: u16) -> &'static str {
 
 /// Writes `resp` and flushes; `close` announces the end of the connection.
 pub(crate) fn write_response(w: &mut impl Write, resp: &Response, close: bool) -> io::Result<()> {
+    write_response_with(w, resp, close, &[])
+}
+
+/// [`write_response`] with extra headers (`Retry-After` on a queued 429).
+pub(crate) fn write_response_with(
+    w: &mut impl Write,
+    resp: &Response,
+    close: bool,
+    extra: &[(String, String)],
+) -> io::Result<()> {
     let mut out = format!(
         "HTTP/1.1 {} {}\r\ncontent-type: {}\r\ncontent-length: {}\r\nrequest-id: req_mock\r\n",
         resp.status,
@@ -160,6 +171,11 @@ pub(crate) fn write_response(w: &mut impl Write, resp: &Response, close: bool) -
     );
     if resp.content_type == "text/event-stream" {
         out.push_str("cache-control: no-cache\r\n");
+    }
+    for (name, value) in extra {
+        for part in [name.as_str(), ": ", value.as_str(), "\r\n"] {
+            out.push_str(part);
+        }
     }
     out.push_str(if close { "connection: close\r\n\r\n" } else { "connection: keep-alive\r\n\r\n" });
     let mut bytes = out.into_bytes();

@@ -12,6 +12,8 @@
 //!   one; otherwise a minimal reply, as an SSE stream (`"stream": true`) or JSON.
 //! - `POST /v1/messages/count_tokens`: `{"input_tokens": 10}`.
 //! - `POST /v1/oauth/token` or `/oauth/token`: as [`TokenEndpoint`] says; rotation by default.
+//!   One-off answers queued with [`Mock::queue_token_answers`] ([`TokenAnswer`]: 429 with
+//!   `Retry-After`, 500, a malformed 200) come first.
 //! - `GET /api/oauth/...`: a minimal account and organization.
 //! - anything else: `404 not_found_error`; a plain (non-`CONNECT`) proxy request: `502`.
 //!
@@ -29,16 +31,21 @@
 //! assert_eq!(turns[0].token_fingerprint.as_deref(), Some(keeper_anthropic_mock::fingerprint("sk-ant-oat01-…").as_str()));
 //! ```
 //!
+//! [`WebhookReceiver`] is a webhook receiver on `127.0.0.1`, plain HTTP or HTTPS with its own
+//! throw-away CA, recording every request exactly as it arrived.
+//!
 //! [`isolate_network`] moves the calling thread into a fresh network namespace first, so nothing
 //! a test starts can reach the real services.
 
 mod handlers;
+mod hook;
 mod http;
 mod record;
 mod server;
 mod tls;
 
-pub use record::{IssuedTokens, Request, RequestKind, TokenEndpoint};
+pub use hook::{Answer, Received, WebhookReceiver};
+pub use record::{IssuedTokens, Request, RequestKind, TokenAnswer, TokenEndpoint};
 
 use record::Shared;
 use std::fmt;
@@ -199,6 +206,13 @@ impl Mock {
     /// How the OAuth token endpoint behaves from now on.
     pub fn set_token_endpoint(&self, endpoint: TokenEndpoint) {
         self.shared.lock().token_endpoint = endpoint;
+    }
+
+    /// Queues one-off answers: each of the next token requests gets the next of them (whatever
+    /// [`TokenEndpoint`] says), then the endpoint behaves as configured again. For "429 with
+    /// `Retry-After`, then success" and the like.
+    pub fn queue_token_answers(&self, answers: impl IntoIterator<Item = TokenAnswer>) {
+        self.shared.lock().queued_token_answers.extend(answers);
     }
 
     /// Makes `refresh_token` live: [`TokenEndpoint::Rotate`] accepts it once.

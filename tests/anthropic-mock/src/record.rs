@@ -1,6 +1,6 @@
 //! What the mock records, how it is configured, and the state its threads share.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::fmt;
 use std::net::TcpStream;
 use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
@@ -92,6 +92,22 @@ impl Default for TokenEndpoint {
     }
 }
 
+/// A one-off answer of the token endpoint, served (in queue order, one per token request) before
+/// [`TokenEndpoint`] decides; see [`crate::Mock::queue_token_answers`]. None of them consumes the
+/// refresh token presented.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TokenAnswer {
+    /// `429 {"error":"rate_limit_error"}`, with `Retry-After: N` (seconds) when `Some(N)`.
+    TooManyRequests {
+        /// The `Retry-After` header's seconds.
+        retry_after: Option<u64>,
+    },
+    /// `500 {"error":"server_error"}`.
+    ServerError,
+    /// `200` with a body that is not JSON (cut off mid-object).
+    Malformed,
+}
+
 /// Tokens the endpoint issued in one rotation: the only place the mock exposes raw tokens, so
 /// tests can compare them with what a client wrote. `Debug` shows fingerprints only.
 #[derive(Clone, PartialEq, Eq)]
@@ -127,6 +143,10 @@ pub(crate) struct State {
     pub(crate) reply: String,
     pub(crate) reply_delay: Duration,
     pub(crate) token_endpoint: TokenEndpoint,
+    /// One-off answers served before `token_endpoint` decides.
+    pub(crate) queued_token_answers: VecDeque<TokenAnswer>,
+    /// Extra response headers for the answer about to be written on a connection (by id).
+    pub(crate) extra_headers: HashMap<u64, Vec<(String, String)>>,
     /// Raw refresh tokens: a fingerprint alone could collide.
     pub(crate) live_refresh: HashSet<String>,
     pub(crate) once_live: HashSet<String>,

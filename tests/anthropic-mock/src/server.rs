@@ -117,7 +117,8 @@ fn serve(stream: TcpStream, id: u64, shared: &Shared, tls: Arc<ServerConfig>) ->
         // No answer (blackhole): keep the connection open and wait for the client to give up.
         let Some(resp) = handlers::handle(shared, (id, &host), &head, &body) else { continue };
         let close = head.wants_close();
-        http::write_response(tls.get_mut(), &resp, close)?;
+        let extra = shared.lock().extra_headers.remove(&id).unwrap_or_default();
+        http::write_response_with(tls.get_mut(), &resp, close, &extra)?;
         if close {
             tls.get_mut().conn.send_close_notify();
             return tls.get_mut().flush();

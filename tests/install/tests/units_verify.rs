@@ -105,7 +105,7 @@ fn system_units_verify_silently() {
         return;
     }
     let (_dir, files) = staged_system_set();
-    assert_eq!(files.len(), 8, "{files:?}");
+    assert_eq!(files.len(), 10, "{files:?}");
     let out =
         Command::new("systemd-analyze").arg("verify").args(&files).env("SYSTEMD_LOG_COLOR", "0").output().unwrap();
     assert_silent("(system set)", &out);
@@ -117,7 +117,7 @@ fn user_units_verify_silently() {
         return;
     }
     let (home, files) = staged_user_set();
-    assert_eq!(files.len(), 7, "{files:?}");
+    assert_eq!(files.len(), 9, "{files:?}");
     let out = user_analyze(home.path()).arg("verify").args(&files).output().unwrap();
     assert_silent("--user (user set)", &out);
 }
@@ -197,6 +197,8 @@ fn unit_sets_name_the_contracts_units() {
     let names = |set: &str| units(set).into_keys().collect::<Vec<_>>();
     let common = [
         "openclaw-keeper-notify@.service",
+        "openclaw-keeper-refresh-direct.service",
+        "openclaw-keeper-refresh-direct.timer",
         "openclaw-keeper-refresh.service",
         "openclaw-keeper-refresh.timer",
         "openclaw-keeper-sync-once.service",
@@ -219,7 +221,9 @@ fn keys_that_matter() {
     ] {
         let units = units(set);
         let unit = |name: &str| units.get(name).unwrap_or_else(|| panic!("{set}: {name}"));
-        for timer in ["openclaw-keeper-refresh.timer", "openclaw-keeper-sync-once.timer"] {
+        for timer in
+            ["openclaw-keeper-refresh.timer", "openclaw-keeper-refresh-direct.timer", "openclaw-keeper-sync-once.timer"]
+        {
             let t = unit(timer);
             assert_eq!(get(t, "Timer", "Persistent"), Some("true"), "{set} {timer}");
             assert_eq!(get(t, "Timer", "AccuracySec"), Some("1s"), "{set} {timer}: the default 1min is too coarse");
@@ -232,6 +236,22 @@ fn keys_that_matter() {
         assert_eq!(get(refresh, "Service", "Type"), Some("oneshot"));
         assert_eq!(get(refresh, "Service", "ExecStart"), Some(format!("{bin}cli-poke --not-due-ok").as_str()));
         assert_eq!(get(refresh, "Unit", "StartLimitIntervalSec"), Some("0"), "{set}: a timer's service never stops");
+
+        // The direct refresh (setup.sh --refresh direct): enabled instead of the CLI timer.
+        let direct_timer = unit("openclaw-keeper-refresh-direct.timer");
+        assert_eq!(get(direct_timer, "Timer", "OnCalendar"), Some("*:0/10"), "{set}: 5 runs in the 55-minute window");
+        assert_eq!(get(direct_timer, "Timer", "Unit"), Some("openclaw-keeper-refresh-direct.service"), "{set}");
+        assert_eq!(get(direct_timer, "Unit", "Conflicts"), Some("openclaw-keeper-refresh.timer"), "{set}");
+        let direct = unit("openclaw-keeper-refresh-direct.service");
+        assert_eq!(get(direct, "Service", "Type"), Some("oneshot"));
+        assert_eq!(
+            get(direct, "Service", "ExecStart"),
+            Some(format!("{bin}cli-poke --direct --not-due-ok").as_str()),
+            "{set}"
+        );
+        assert_eq!(get(direct, "Service", "SuccessExitStatus"), Some("7"), "{set}: exit 7 notifies by itself");
+        assert_eq!(get(direct, "Service", "MemoryDenyWriteExecute"), Some("yes"), "{set}: no Node runs here");
+        assert_eq!(get(direct, "Unit", "StartLimitIntervalSec"), Some("0"), "{set}");
 
         let sync = unit("openclaw-keeper-sync.service");
         assert_eq!(get(sync, "Service", "ExecStart"), Some(format!("{bin}cred-sync --watch").as_str()));
