@@ -1,0 +1,1 @@
+//! The Debian package's tests live in `tests/`; this library is empty.
