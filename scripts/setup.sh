@@ -10,6 +10,8 @@ umask 022
 
 prog=setup.sh
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# This script's directory: scripts/ in a checkout, /usr/share/openclaw-oauth-keeper in the package.
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 tools=(token-expiry cred-sync cli-poke compose-recreate)
 env_key=ANTHROPIC_OAUTH_TOKEN
 default_model=anthropic/claude-opus-4-6
@@ -25,6 +27,9 @@ openclaw-gateway user unit) and its generation (JSON or SQLite era), the Claude 
 credentials; installs the tools, writes the config file, installs and enables the systemd units,
 configures the Anthropic model, tests one CLI refresh, then runs scripts/verify.sh.
 Every question has a flag; without a terminal pass --yes (defaults) and the flags you need.
+With the Debian package installed (openclaw-oauth-keeper-setup, or a checkout of its version and
+no --bin-dir/--prefix/--units-dir) its tools (/usr/bin) and units (/usr/lib/systemd) are used in
+place: nothing is built or copied, no cargo needed.
 
 General:
   --yes, -y               take the default answer to every question
@@ -47,7 +52,8 @@ The gateway:
                           clawdbot-gateway*, moltbot-gateway*]
   --openclaw-dir DIR      OpenClaw's config/state directory [default: OPENCLAW_CONFIG_DIR from the
                           compose .env or the gateway volume; ~/.openclaw]
-  --generation json|sqlite     OpenClaw's credential store [default: detected]
+  --generation json|sqlite     OpenClaw's credential store [default: detected: the tools are
+                          built first (or taken from --bin-dir) and `cred-sync --detect` asked]
   --openclaw-cmd CMD      how to run OpenClaw for paste-token (SQLite era) [default: `docker compose
                           ... exec -T SERVICE openclaw`, or the host's openclaw by absolute path]
 
@@ -70,7 +76,13 @@ What to install:
   --sync watch|once|path  sync by inotify (a long-running watcher), by a timer, or by a systemd
                           .path unit watching the credentials file [default: watch when inotify
                           is available]
+  --refresh cli|direct    who refreshes the token: the Claude CLI, poked in its window by
+                          openclaw-keeper-refresh.timer (cli-poke), or the fallback for when the
+                          CLI cannot be run: openclaw-keeper-refresh-direct.timer (cli-poke
+                          --direct: the keeper itself at the token endpoint, under the CLI's locks;
+                          read README's terms-of-use note first) [default: cli]
   --notify-url URL        webhook told when a human must log in again (KEEPER_NOTIFY_URL)
+  --notify-format slack|ntfy|json   what the webhook speaks (KEEPER_NOTIFY_FORMAT) [default: slack]
   --notify-every DURATION at most one post per failing unit per DURATION (KEEPER_NOTIFY_EVERY)
                           [default: cli-poke's, 1h]
   --no-enable             install the units but do not enable or start them (nor restart the
@@ -123,7 +135,7 @@ usage_error() {
 yes=false dry_run=false root='' install_set='' uninstall=false
 gateway='' compose_dir='' service=openclaw-gateway gateway_unit='' openclaw_dir='' generation=''
 openclaw_cmd='' credentials='' cli_path='' cli_container='' base_url_override=''
-cli_test='' prefix='' bin_dir='' units_src='' sync_kind='' notify_url='' notify_every='' enable=true
+cli_test='' prefix='' bin_dir='' units_src='' sync_kind='' notify_url='' notify_format='' notify_every='' enable=true
 run_verify=true model_mode=auto fix_providers='' replace_old='' setup_token=false token_stdin=false
 
 need_value() { if [ $# -lt 2 ] || [ -z "$2" ]; then usage_error "$1 needs a value"; fi; }
@@ -156,7 +168,9 @@ while [ $# -gt 0 ]; do
         --bin-dir) need_value "$@"; bin_dir=$2; shift ;;
         --units-dir) need_value "$@"; units_src=${2%/}; shift ;;
         --sync) need_value "$@"; sync_kind=$2; shift ;;
+        --refresh) need_value "$@"; refresh_kind=$2; shift ;;
         --notify-url) need_value "$@"; notify_url=$2; shift ;;
+        --notify-format) need_value "$@"; notify_format=$2; shift ;;
         --notify-every) need_value "$@"; notify_every=$2; shift ;;
         --no-enable) enable=false ;;
         --no-verify) run_verify=false ;;
@@ -176,7 +190,10 @@ done
 case "$gateway" in ''|docker|user-unit) ;; *) usage_error "--gateway must be docker or user-unit" ;; esac
 case "$generation" in ''|json|sqlite) ;; *) usage_error "--generation must be json or sqlite" ;; esac
 case "$base_url_override" in ''|always|auto|never) ;; *) usage_error "--base-url-override must be always, auto or never" ;; esac
+case "$notify_format" in ''|slack|ntfy|json) ;; *) usage_error "--notify-format must be slack, ntfy or json" ;; esac
 case "$sync_kind" in ''|watch|once|path) ;; *) usage_error "--sync must be watch, once or path" ;; esac
+refresh_kind=${refresh_kind:-cli}
+case "$refresh_kind" in cli|direct) ;; *) usage_error "--refresh must be cli or direct" ;; esac
 case "$model_mode" in auto|set|skip) ;; *) usage_error "--model must be auto, set or skip" ;; esac
 [ -z "$cli_path" ] || [ -z "$cli_container" ] || usage_error "--cli and --cli-container exclude each other"
 if [ -n "$root" ]; then
@@ -392,6 +409,18 @@ do_uninstall() {
                 units+=("$(basename "$line")") ;;
         esac
     done
+    # Units enabled but not installed by setup (the Debian package's, in /usr/lib/systemd): the
+    # config it wrote names every unit it enabled.
+    local enabled
+    enabled=$(sed -n 's/^KEEPER_UNITS=//p' "$R${manifest%/*}/keeper.env" 2>/dev/null | tail -n 1 | tr -d '"') || enabled=''
+    for line in $enabled; do
+        case " ${units[*]} " in *" $line "*) ;; *) units+=("$line") ;; esac
+    done
+    # A file the package manager owns (a package installed over a source install) is its to remove.
+    local pkg_owned=$'\n'
+    if [ -z "$R" ] && command -v dpkg-query >/dev/null 2>&1; then
+        pkg_owned+=$(dpkg-query -S "${entries[@]}" 2>/dev/null | sed -n 's/^[^:]*: //p')$'\n' || true
+    fi
 
     say "uninstall ($set set) from $R$manifest: ${#entries[@]} entries"
     if $dry_run; then
@@ -420,12 +449,14 @@ do_uninstall() {
     local i
     for line in "${entries[@]}"; do
         [ "$line" = "$manifest" ] && continue
+        if [[ "$pkg_owned" == *$'\n'"$line"$'\n'* ]]; then say "  left to the package manager: $line"; continue; fi
         if [ -L "$R$line" ] || [ -f "$R$line" ]; then rm -f "$R$line" && say "  removed $R$line"; fi
     done
     rm -f "$R$manifest" && say "  removed $R$manifest"
     local dirs=()
     while IFS= read -r line; do dirs+=("$line"); done < <(printf '%s\n' "${entries[@]}" | awk '{ print length($0) "\t" $0 }' | sort -rn | cut -f2-)
     for line in "${dirs[@]}"; do
+        [[ "$pkg_owned" == *$'\n'"$line"$'\n'* ]] && continue
         if [ -d "$R$line" ] && [ ! -L "$R$line" ]; then
             if rmdir "$R$line" 2>/dev/null; then say "  removed $R$line/"; else warn "$R$line/ is not empty: left in place"; fi
         fi
@@ -608,74 +639,17 @@ fi
 openclaw_dir=$(abs_from "$PWD" "$openclaw_dir")
 [ -d "$openclaw_dir" ] || warn "$openclaw_dir does not exist (yet)"
 
-# The installed OpenClaw's version, from its npm package.json (as cred-sync reads it).
+# The installed OpenClaw, for the generation below: the host's openclaw program (cred-sync reads
+# its npm package.json), or the gateway container's /app/package.json.
 openclaw_version=''
 host_openclaw=''
 if [ "$gateway" = user-unit ]; then
     if [ -n "$openclaw_cmd" ]; then host_openclaw=${openclaw_cmd%% *}
     else host_openclaw=$(command -v openclaw 2>/dev/null) || host_openclaw=''
     fi
-    if [ -n "$host_openclaw" ] && script=$(readlink -f "$(command -v "$host_openclaw" 2>/dev/null || printf '%s' "$host_openclaw")" 2>/dev/null); then
-        openclaw_version=$(python3 - "$script" <<'PY' 2>/dev/null || true
-import json, os, sys
-p = os.path.dirname(sys.argv[1])
-cands = []
-while True:
-    cands.append(os.path.join(p, "package.json"))
-    if p == "/": break
-    p = os.path.dirname(p)
-cands.append(os.path.join(os.path.dirname(os.path.dirname(sys.argv[1])), "lib/node_modules/openclaw/package.json"))
-for c in cands:
-    try:
-        d = json.load(open(c))
-    except Exception:
-        continue
-    if d.get("name") == "openclaw":
-        print(d.get("version", "")); break
-PY
-)
-    fi
 elif [ -n "$gateway_container" ]; then
     openclaw_version=$(docker exec "$gateway_container" cat /app/package.json 2>/dev/null |
         python3 -c 'import json,sys; d=json.load(sys.stdin); print(d["version"] if d.get("name")=="openclaw" else "")' 2>/dev/null) || openclaw_version=''
-fi
-
-# generation_evidence: "sqlite: why" or "json: why", the same evidence cred-sync uses.
-generation_evidence() {
-    local f
-    for f in "$openclaw_dir"/agents/*/agent/openclaw-agent.sqlite; do
-        [ -e "$f" ] && { say "sqlite: $f exists"; return 0; }
-    done
-    python3 - "$openclaw_dir/openclaw.json" "$openclaw_version" <<'PY'
-import json, re, sys
-def ver(s):
-    m = re.match(r"v?(\d+)\.(\d+)(?:\.(\d+))?", (s or "").strip())
-    return tuple(int(x or 0) for x in m.groups()) if m else None
-first = (2026, 6, 5)
-try:
-    meta = json.load(open(sys.argv[1])).get("meta") or {}
-except Exception:
-    meta = None
-if isinstance(meta, dict):
-    v = ver(meta.get("lastTouchedVersion")) if isinstance(meta.get("lastTouchedVersion"), str) else None
-    if v and v >= first:
-        print(f"sqlite: {sys.argv[1]} was last written by OpenClaw {meta['lastTouchedVersion']}"); sys.exit()
-    if v is None and "migrations" in meta:
-        print(f"sqlite: {sys.argv[1]} has SQLite-era migrations"); sys.exit()
-    if v:
-        print(f"json: {sys.argv[1]} was last written by OpenClaw {meta['lastTouchedVersion']}"); sys.exit()
-iv = ver(sys.argv[2])
-if iv:
-    print(("sqlite" if iv >= first else "json") + f": the installed OpenClaw is {sys.argv[2]}"); sys.exit()
-print("json: no SQLite-era evidence (no openclaw-agent.sqlite, no SQLite-era openclaw.json meta)")
-PY
-}
-if [ -z "$generation" ]; then
-    evidence=$(generation_evidence)
-    generation=${evidence%%:*}
-    say "  generation: $generation era (${evidence#*: })"
-else
-    say "  generation: $generation era (--generation)"
 fi
 
 # The Claude CLI: host binary or a running container holding claude.
@@ -714,17 +688,47 @@ elif [ "$cli_mode" = host ]; then
     fi
 else
     if $setup_token; then say "  Claude CLI: not found (not needed in setup-token mode)"
+    elif [ "$refresh_kind" = direct ]; then say "  Claude CLI: not found (--refresh direct refreshes without it)"
     else die 2 "no Claude CLI found: pass --cli PATH or --cli-container NAME"; fi
 fi
 base_url_override=${base_url_override:-auto}
+# CLI 2.1.332 keeps its credentials file and its locks in CLAUDE_SECURESTORAGE_CONFIG_DIR when set.
+secure_dir=''
+[ -z "${CLAUDE_SECURESTORAGE_CONFIG_DIR:-}" ] || secure_dir=$(abs_from "$PWD" "$CLAUDE_SECURESTORAGE_CONFIG_DIR")
 if [ -z "$credentials" ]; then
-    if [ -n "${CLAUDE_CONFIG_DIR:-}" ]; then credentials=$CLAUDE_CONFIG_DIR/.credentials.json
+    if [ -n "$secure_dir" ]; then credentials=$secure_dir/.credentials.json
+    elif [ -n "${CLAUDE_CONFIG_DIR:-}" ]; then credentials=$CLAUDE_CONFIG_DIR/.credentials.json
     else credentials=$HOME/.claude/.credentials.json; fi
     say "  credentials: $credentials"
 fi
 credentials=$(abs_from "$PWD" "$credentials")
 if [ ! -f "$credentials" ] && ! $setup_token; then
     die 2 "the Claude credentials file $credentials does not exist: run \`claude auth login\` (or pass --credentials FILE)"
+fi
+
+# The Debian package (scripts/package.sh): its tools in /usr/bin and its units in
+# /usr/lib/systemd/{system,user} are used as they are (nothing built, copied or overridden) by the
+# package's own wizard, and by a checkout of the same version that names no tools or units of its
+# own (--bin-dir, --prefix, --units-dir); a checkout without them builds from source.
+pkg_bin=/usr/bin pkg_units=/usr/lib/systemd pkg_share=/usr/share/openclaw-oauth-keeper
+packaged=false pkg_version=''
+pkg_installed() {
+    local t
+    for t in "${tools[@]}"; do [ -x "$pkg_bin/$t" ] || return 1; done
+    [ -f "$pkg_units/system/openclaw-keeper-refresh.service" ] && [ -f "$pkg_units/user/openclaw-keeper-refresh.service" ]
+}
+if [ "$here" = "$pkg_share" ]; then
+    [ -z "$bin_dir$prefix$units_src" ] || usage_error "--bin-dir, --prefix and --units-dir are for a source checkout: the package's tools are in $pkg_bin, its units in $pkg_units"
+    pkg_installed || die 69 "the package's tools or units are missing from $pkg_bin or $pkg_units: reinstall openclaw-oauth-keeper"
+    packaged=true
+elif [ -z "$bin_dir$prefix$units_src" ] && pkg_installed; then
+    want=$(sed -n '/^\[workspace.package\]/,/^\[/ s/^version = "\(.*\)"/\1/p' "$repo/Cargo.toml" 2>/dev/null) || want=''
+    have=$("$pkg_bin/cred-sync" --version 2>/dev/null | awk '{ print $2 }') || have=''
+    [ -n "$want" ] && [ "$want" = "$have" ] && packaged=true
+fi
+if $packaged; then
+    pkg_version=$("$pkg_bin/cred-sync" --version 2>/dev/null | cut -d' ' -f2-) || pkg_version=''
+    say "  tools: the openclaw-oauth-keeper package's, in $pkg_bin ($pkg_version)"
 fi
 
 # The set, prefix and paths.
@@ -747,6 +751,59 @@ bin=$prefix/bin
 config=$config_dir/keeper.env
 manifest=$config_dir/installed.list
 units_src=${units_src:-$repo/systemd}
+if $packaged; then prefix=/usr bin=$pkg_bin units_src=$pkg_units; fi
+# Where this run starts the tools from (setup-token mode): the staged copies, or the package's.
+if $packaged; then run_bin=$bin; else run_bin=$R$bin; fi
+
+# find_cargo: the cargo to build with, checked before anything changes (and before the tools are
+# asked anything). Under sudo, root's PATH rarely holds the rustup toolchain of the user who ran
+# sudo: build as that user with theirs.
+cargo_cmd=()
+find_cargo() {
+    ((${#cargo_cmd[@]})) && return 0
+    local sudo_home=''
+    if [ -n "${SUDO_USER:-}" ] && [ "$(id -u)" -eq 0 ]; then
+        sudo_home=$(getent passwd "$SUDO_USER" | cut -d: -f6) || sudo_home=''
+    fi
+    if command -v cargo >/dev/null 2>&1; then
+        cargo_cmd=(cargo)
+    elif [ -n "$sudo_home" ] && [ -x "$sudo_home/.cargo/bin/cargo" ]; then
+        cargo_cmd=(runuser -u "$SUDO_USER" -- env "HOME=$sudo_home" "PATH=$sudo_home/.cargo/bin:$PATH" cargo)
+    else
+        die 69 "cargo not found: install Rust (https://rustup.rs), or pass --bin-dir DIR with the built tools"
+    fi
+}
+# build_tools: one release build of the four tools (shared dependencies, incremental on a re-run)
+# in the repository's target directory (or $CARGO_TARGET_DIR), owned by whoever builds; once a run.
+target_dir=${CARGO_TARGET_DIR:-$repo/target}
+tools_built=false
+build_tools() {
+    $tools_built && return 0
+    find_cargo
+    local build=(build --release --locked --quiet --manifest-path "$repo/Cargo.toml" --target-dir "$target_dir") t
+    for t in "${tools[@]}"; do build+=(-p "$t"); done
+    say "  cargo build --release --locked (${tools[*]}) in $target_dir"
+    "${cargo_cmd[@]}" "${build[@]}"
+    tools_built=true
+}
+
+# OpenClaw's generation (JSON or SQLite era), as cred-sync judges it: `cred-sync --detect`, the
+# rules its refusal of JSON targets uses, which live there only. So the tools are built first
+# (or taken from the package or --bin-dir), then asked.
+if [ -z "$generation" ]; then
+    if $packaged; then detector=$pkg_bin/cred-sync
+    elif [ -n "$bin_dir" ]; then detector=$bin_dir/cred-sync
+    else build_tools; detector=$target_dir/release/cred-sync; fi
+    [ -x "$detector" ] || die 2 "$detector is not executable: cannot ask cred-sync --detect for OpenClaw's generation (pass --generation json|sqlite)"
+    detect_args=(--config /dev/null --detect "$openclaw_dir" --openclaw-cmd "$host_openclaw")
+    [[ "$openclaw_version" =~ ^v?[0-9]+\.[0-9]+ ]] && detect_args+=(--openclaw-version "$openclaw_version")
+    detected=$("$detector" "${detect_args[@]}")
+    detected=$(python3 -c 'import json, sys; d = json.load(sys.stdin); print(d["generation"]); print("; ".join(d["evidence"]))' <<<"$detected")
+    generation=${detected%%$'\n'*}
+    say "  generation: $generation era (${detected#*$'\n'})"
+else
+    say "  generation: $generation era (--generation)"
+fi
 [ "$install_set" = system ] && [ -z "$R" ] && ! $dry_run && [ "$(id -u)" -ne 0 ] && die 69 "the system set needs root (or pass --user)"
 
 # Sync: inotify watcher or a timer.
@@ -869,13 +926,16 @@ fi
 units_to_enable=()
 if [ "$mode" = refresh ]; then
     units_to_enable=(openclaw-keeper-refresh.timer)
+    [ "$refresh_kind" = direct ] && units_to_enable=(openclaw-keeper-refresh-direct.timer)
     [ -n "$sync_unit" ] && units_to_enable+=("$sync_unit")
 fi
 
 # The unit files of the set (whatever the units source ships).
 unit_files=()
 if [ "$mode" = refresh ]; then
-    for f in "$units_src/$install_set"/*; do
+    unit_glob='*'
+    $packaged && unit_glob='openclaw-keeper-*' # /usr/lib/systemd/*/ holds every package's units
+    for f in "$units_src/$install_set"/$unit_glob; do
         [ -f "$f" ] || continue
         case "$f" in *.service|*.timer|*.path|*.socket|*.target) unit_files+=("$f") ;; esac
     done
@@ -1016,9 +1076,11 @@ fi
 say ""
 say "plan"
 say "  install set:  $install_set (units in $R$unit_dir, config $R$config)"
-if [ -n "$bin_dir" ]; then say "  binaries:     copy ${tools[*]} from $bin_dir into $R$bin"
+if $packaged; then say "  binaries:     the package's in $bin ($pkg_version): nothing to build or copy"
+elif [ -n "$bin_dir" ]; then say "  binaries:     copy ${tools[*]} from $bin_dir into $R$bin"
 else say "  binaries:     build ${tools[*]} (cargo build --release --locked) and copy them into $R$bin"; fi
 say "  mode:         $mode"
+[ "$mode" = refresh ] && say "  refresh:      $refresh_kind ($([ "$refresh_kind" = direct ] && echo "cli-poke --direct at the token endpoint, the fallback" || echo "the Claude CLI, poked by cli-poke"))"
 say "  targets:      ${targets[*]}"
 [ -n "$keeper_openclaw_cmd" ] && say "  paste with:   $keeper_openclaw_cmd"
 [ -n "$nudge_cmd" ] && say "  nudge:        $nudge_cmd (only when a store write may go unseen)"
@@ -1041,23 +1103,7 @@ fi
 [ -z "$R" ] && ((${#units_to_enable[@]})) && $enable && ! command -v systemctl >/dev/null 2>&1 &&
     die 69 "systemctl not found (pass --no-enable to install the units without enabling them)"
 
-# Cargo, checked before anything changes. Under sudo, root's PATH rarely holds the rustup
-# toolchain of the user who ran sudo: build as that user with theirs.
-cargo_cmd=()
-if [ -z "$bin_dir" ]; then
-    sudo_home=''
-    if [ -n "${SUDO_USER:-}" ] && [ "$(id -u)" -eq 0 ]; then
-        sudo_home=$(getent passwd "$SUDO_USER" | cut -d: -f6) || sudo_home=''
-    fi
-    if command -v cargo >/dev/null 2>&1; then
-        cargo_cmd=(cargo)
-    elif [ -n "$sudo_home" ] && [ -x "$sudo_home/.cargo/bin/cargo" ]; then
-        cargo_cmd=(runuser -u "$SUDO_USER" -- env "HOME=$sudo_home" "PATH=$sudo_home/.cargo/bin:$PATH" cargo)
-    else
-        die 69 "cargo not found: install Rust (https://rustup.rs), or pass --bin-dir DIR with the built tools"
-    fi
-fi
-
+[ -z "$bin_dir" ] && ! $packaged && find_cargo
 if $interactive; then
     go=''
     ask_yes_no go "Apply this plan?" yes
@@ -1074,20 +1120,17 @@ if [ -n "$R" ] && [ ! -d "$R" ]; then
     say "created the staging root $R"
 fi
 
-step "install the tools into $R$bin"
-if [ -n "$bin_dir" ]; then
+if $packaged; then step "the tools: the package's, in $bin (nothing to build or copy)"
+else step "install the tools into $R$bin"; fi
+if $packaged; then
+    for t in "${tools[@]}"; do say "  $bin/$t"; done
+elif [ -n "$bin_dir" ]; then
     for t in "${tools[@]}"; do
         [ -x "$bin_dir/$t" ] || { printf '%s: %s is not an executable in --bin-dir\n' "$prog" "$t" >&2; false; }
         install_file "$bin_dir/$t" "$bin/$t" 755
     done
 else
-    # One release build of the four tools (shared dependencies, incremental on a re-run) in the
-    # repository's target directory (or $CARGO_TARGET_DIR), owned by whoever builds.
-    target_dir=${CARGO_TARGET_DIR:-$repo/target}
-    build=(build --release --locked --quiet --manifest-path "$repo/Cargo.toml" --target-dir "$target_dir")
-    for t in "${tools[@]}"; do build+=(-p "$t"); done
-    say "  cargo build --release --locked (${tools[*]}) in $target_dir"
-    "${cargo_cmd[@]}" "${build[@]}"
+    build_tools
     for t in "${tools[@]}"; do install_file "$target_dir/release/$t" "$bin/$t" 755; done
 fi
 if [ -z "$R" ]; then
@@ -1123,6 +1166,10 @@ quote_env() { # a value in EnvironmentFile syntax: double-quoted when it has bla
     say "KEEPER_CREDENTIALS=$(quote_env "$credentials")"
     if [ "$cli_mode" = container ]; then say "KEEPER_CONTAINER=$cli_container"
     elif [ "$cli_mode" = host ]; then say "KEEPER_CLI=$(quote_env "$cli_path")"; fi
+    # The units' CLI (and the tools' defaults) must look where the user's CLI does.
+    if [ -n "$secure_dir" ] && [ "$cli_mode" != container ]; then
+        say "CLAUDE_SECURESTORAGE_CONFIG_DIR=$(quote_env "$secure_dir")"
+    fi
     say "KEEPER_BASE_URL_OVERRIDE=$base_url_override"
     say "KEEPER_ENV_KEY=$env_key"
     say "KEEPER_TO=$(quote_env "${targets[*]}")"
@@ -1130,6 +1177,7 @@ quote_env() { # a value in EnvironmentFile syntax: double-quoted when it has bla
     [ -n "$restart_cmd" ] && say "KEEPER_RESTART_CMD=$(quote_env "$restart_cmd")"
     [ -n "$nudge_cmd" ] && say "KEEPER_NUDGE_CMD=$(quote_env "$nudge_cmd")"
     [ -n "$notify_url" ] && say "KEEPER_NOTIFY_URL=$(quote_env "$notify_url")"
+    [ -n "$notify_url" ] && [ -n "$notify_format" ] && say "KEEPER_NOTIFY_FORMAT=$notify_format"
     [ -n "$notify_every" ] && say "KEEPER_NOTIFY_EVERY=$(quote_env "$notify_every")"
     # No KEEPER_STATE_DIR: the units set it to their StateDirectory= (%S/openclaw-oauth-keeper),
     # the one writable state path under ProtectSystem=strict, and an EnvironmentFile= value would
@@ -1155,20 +1203,27 @@ make_dir "$config_dir" 755
 install_file "$work/keeper.env" "$config" 600
 
 if ((${#unit_files[@]})); then
-    step "install the $install_set units into $R$unit_dir"
-    for f in "${unit_files[@]}"; do
-        name=${f##*/}
-        cp "$f" "$work/$name"
-        if [ "$bin" != "$default_bin" ]; then
-            if [ "$install_set" = system ]; then
-                sed -i "/^Exec/ s#/usr/local/bin/#$bin/#g" "$work/$name"
-            else
-                sed -i "/^Exec/ { s#%h/\.local/bin/#$bin/#g; s#$HOME/\.local/bin/#$bin/#g }" "$work/$name"
+    if $packaged; then
+        # Used in place (a copy in $unit_dir would hide the package's next version); the drop-ins
+        # below go to $unit_dir, where they apply to them.
+        step "the $install_set units: the package's, in $units_src/$install_set (not copied)"
+        say "  ${unit_files[*]##*/}"
+    else
+        step "install the $install_set units into $R$unit_dir"
+        for f in "${unit_files[@]}"; do
+            name=${f##*/}
+            cp "$f" "$work/$name"
+            if [ "$bin" != "$default_bin" ]; then
+                if [ "$install_set" = system ]; then
+                    sed -i "/^Exec/ s#/usr/local/bin/#$bin/#g" "$work/$name"
+                else
+                    sed -i "/^Exec/ { s#%h/\.local/bin/#$bin/#g; s#$HOME/\.local/bin/#$bin/#g }" "$work/$name"
+                fi
             fi
-        fi
-        install_file "$work/$name" "$unit_dir/$name" 644
-    done
-    [ "$bin" != "$default_bin" ] && say "  ExecStart= paths rewritten from $default_bin to $bin"
+            install_file "$work/$name" "$unit_dir/$name" 644
+        done
+        [ "$bin" != "$default_bin" ] && say "  ExecStart= paths rewritten from $default_bin to $bin"
+    fi
 
     step "write the units' writable paths (50-keeper-paths.conf)"
     # glob_dir PATH: the longest fixed prefix directory of a path that may hold a glob.
@@ -1185,6 +1240,11 @@ if ((${#unit_files[@]})); then
     # (host mode: the CLI writes ~/.claude/, ~/.claude.json and ~/.claude.lock; --force takes the
     # lock beside the config directory in either mode) and the REAUTH flag's directory.
     refresh_paths=("$(dirname "$(dirname "$credentials")")" "$openclaw_dir")
+    # CLAUDE_SECURESTORAGE_CONFIG_DIR: the CLI writes its file and two locks in that directory and
+    # its <dir>.lock beside it (its parent, then), and still ~/.claude/ and ~/.claude.json.
+    if [ -n "$secure_dir" ] && [ "$cli_mode" != container ]; then
+        refresh_paths+=("$(dirname "$secure_dir")" "$(dirname "$(abs_from "$PWD" "${CLAUDE_CONFIG_DIR:-$HOME/.claude}")")")
+    fi
     # sync*: each target's directory (a glob's longest fixed prefix), OpenClaw's state directory
     # for a paste-token run on the host; with recreation also the compose project and .env dirs.
     sync_paths=()
@@ -1200,7 +1260,7 @@ if ((${#unit_files[@]})); then
     # (cli-poke refuses another user's file: root's refresh would leave root-owned files in that
     # user's ~/.claude). The refresh service then runs as that user.
     refresh_user=''
-    if [ "$install_set" = system ] && [ "$cli_mode" = host ]; then
+    if [ "$install_set" = system ] && { [ "$cli_mode" = host ] || [ "$refresh_kind" = direct ]; }; then
         owner_uid=$(stat -c %u "$R$credentials" 2>/dev/null || stat -c %u "$credentials" 2>/dev/null || echo 0)
         if [ "$owner_uid" != 0 ]; then
             refresh_user=$(getent passwd "$owner_uid" | cut -d: -f1) || refresh_user=''
@@ -1210,11 +1270,11 @@ if ((${#unit_files[@]})); then
     write_paths_dropin() { # UNIT PATH...
         local unit=$1 p seen=' '
         shift
-        [ -e "$R$unit_dir/$unit" ] || return 0
+        [ -e "$R$unit_dir/$unit" ] || { $packaged && [ -e "$units_src/$install_set/$unit" ]; } || return 0
         {
             say "# Written by scripts/setup.sh: the directories $unit writes (ProtectSystem=strict)."
             say "[Service]"
-            if [ "$unit" = openclaw-keeper-refresh.service ] && [ -n "$refresh_user" ]; then
+            if [[ "$unit" == openclaw-keeper-refresh*.service ]] && [ -n "$refresh_user" ]; then
                 say "# The host CLI's credentials belong to $refresh_user: the CLI runs as its owner."
                 say "User=$refresh_user"
             fi
@@ -1227,12 +1287,13 @@ if ((${#unit_files[@]})); then
         install_file "$work/paths.conf" "$unit_dir/$unit.d/50-keeper-paths.conf" 644
     }
     write_paths_dropin openclaw-keeper-refresh.service "${refresh_paths[@]}"
+    write_paths_dropin openclaw-keeper-refresh-direct.service "${refresh_paths[@]}"
     write_paths_dropin openclaw-keeper-sync.service "${sync_paths[@]}"
     write_paths_dropin openclaw-keeper-sync-compose.service "${sync_paths[@]}" "${recreate_paths[@]}"
     write_paths_dropin openclaw-keeper-sync-once.service "${sync_paths[@]}" "${recreate_paths[@]}"
     # The path unit watches this install's credentials file (the shipped unit holds the default).
     # The empty assignment drops the default, so only this file triggers a sync.
-    if [ -e "$R$unit_dir/openclaw-keeper-sync.path" ]; then
+    if [ -e "$R$unit_dir/openclaw-keeper-sync.path" ] || { $packaged && [ -e "$units_src/$install_set/openclaw-keeper-sync.path" ]; }; then
         {
             say "# Written by scripts/setup.sh: the file whose changes start openclaw-keeper-sync-once.service."
             say "[Path]"
@@ -1339,7 +1400,7 @@ if [ "$mode" = setup-token ]; then
     [ -n "$keeper_openclaw_cmd" ] && sync_args+=(--openclaw-cmd "$keeper_openclaw_cmd")
     for t in "${staged_targets[@]}"; do sync_args+=(--to "$t"); done
     status=0
-    "$R$bin/cred-sync" "${sync_args[@]}" >"$work/sync.out" || status=$?
+    "$run_bin/cred-sync" "${sync_args[@]}" >"$work/sync.out" || status=$?
     sed 's/^/  /' "$work/sync.out"
     case "$status" in
         0|1) say "  the setup-token ($token_fp) is in: ${targets[*]}" ;;
@@ -1368,6 +1429,15 @@ if ((${#units_to_enable[@]})) && $enable && ((${#unit_files[@]})); then
             "${systemctl_cmd[@]}" enable --now "$u"
             enabled_now+=("$u")
             say "  ${systemctl_cmd[*]} enable --now $u"
+            # The path unit starts the sync only when the file changes: the first sync runs now
+            # (else the targets stay empty until the CLI's next refresh, hours away).
+            if [ "$u" = openclaw-keeper-sync.path ]; then
+                if "${systemctl_cmd[@]}" start openclaw-keeper-sync-once.service; then
+                    say "  ${systemctl_cmd[*]} start openclaw-keeper-sync-once.service (the first sync)"
+                else
+                    warn "the first sync (openclaw-keeper-sync-once.service) failed: see the verify step below"
+                fi
+            fi
         done
     fi
 fi
@@ -1397,15 +1467,18 @@ if [ "$mode" = setup-token ] && [ -z "$R" ]; then
     fi
 fi
 if [ "$cli_test" = yes ]; then
-    step "test one CLI refresh (cli-poke --force)"
-    if "$bin/cli-poke" --config "$config" --force; then say "  the CLI refreshed its token"
+    direct_flag=() refreshed_by='the CLI refreshed its token'
+    [ "$refresh_kind" = direct ] && direct_flag=(--direct) refreshed_by='the token endpoint refreshed it (cli-poke --direct)'
+    if [ "$refresh_kind" = direct ]; then step "test one direct refresh (cli-poke --direct --force)"
+    else step "test one CLI refresh (cli-poke --force)"; fi
+    if "$bin/cli-poke" --config "$config" "${direct_flag[@]}" --force; then say "  $refreshed_by"
     else final=3; warn "cli-poke --force failed (status above): see its log lines"; fi
 elif [ "$mode" = refresh ]; then
     say ""
     say "CLI test skipped${R:+ (--root)}"
 fi
 if $run_verify && [ -z "$R" ]; then
-    if [ -x "$repo/scripts/verify.sh" ]; then
+    if [ -x "$here/verify.sh" ]; then
         step "verify (scripts/verify.sh)"
         # The units just started (and the CLI test just rotated the token): the sync service may
         # still be copying it or restarting the gateway, which takes as long as the gateway needs
@@ -1417,7 +1490,7 @@ if $run_verify && [ -z "$R" ]; then
         fi
         while true; do
             verify_status=0
-            "$repo/scripts/verify.sh" "--$install_set" --config "$config" >"$work/verify.out" 2>&1 || verify_status=$?
+            "$here/verify.sh" "--$install_set" --config "$config" >"$work/verify.out" 2>&1 || verify_status=$?
             if [ "$verify_status" -eq 0 ] || [ "$SECONDS" -ge "$deadline" ]; then break; fi
             sleep 1
         done
@@ -1430,5 +1503,5 @@ fi
 say ""
 if [ "$final" -eq 0 ]; then say "done: openclaw-oauth-keeper is installed ($mode mode, $install_set set)"
 else say "installed, but a check failed (above): openclaw-oauth-keeper is installed ($mode mode, $install_set set)"; fi
-say "uninstall: scripts/uninstall.sh${R:+ --root $R}$([ "$install_set" = user ] && echo ' --user' || echo ' --system')"
+say "uninstall: $([ "$here" = "$pkg_share" ] && echo "$pkg_share/uninstall.sh" || echo scripts/uninstall.sh)${R:+ --root $R}$([ "$install_set" = user ] && echo ' --user' || echo ' --system')"
 exit "$final"

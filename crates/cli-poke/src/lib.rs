@@ -12,6 +12,7 @@
 mod command;
 mod creds;
 mod debuglog;
+mod direct;
 mod failed;
 mod failing;
 mod lockdir;
@@ -46,7 +47,8 @@ pub const EXIT_NOT_DUE: u8 = 1;
 pub const EXIT_NOT_REFRESHED: u8 = 2;
 /// The refresh token is dead: a human must log in (REAUTH).
 pub const EXIT_REAUTH: u8 = 3;
-/// The credentials file is missing, unreadable or invalid, or `--force` could not rewrite it.
+/// The credentials file is missing, unreadable or invalid, or `--force` (or `--direct`) could not
+/// lock or rewrite it.
 pub const EXIT_CREDENTIALS: u8 = 4;
 /// The CLI could not be run: not found, not executable, container not running, timed out.
 pub const EXIT_CLI: u8 = 5;
@@ -100,11 +102,21 @@ back.
 Tokens never reach the CLI's command line or environment (token variables are removed from the
 environment it inherits); its output is logged with every token replaced by a fingerprint.
 
+--direct, the fallback for when the CLI cannot run: cli-poke itself POSTs the CLI's refresh
+request to --token-url, under the CLI's locks (taken as for --force, kept fresh while held), in
+the token's last --direct-window (55m; --force: now), and writes the answer into the CLI's file
+(atomically, owner, mode and every other key kept). invalid_grant is exit 3 (REAUTH, no stub
+written); 429, 5xx, network errors and timeouts, still failing after 4 tries, and an answer that
+is no token are exit 7 (file untouched); a lock held through 6 tries is exit 4 (nothing sent).
+It is a third-party program presenting the subscription's refresh token to Anthropic: see the
+README's terms-of-use note before choosing it.
+
 Examples:
   cli-poke --not-due-ok
   cli-poke --container openclaw-claude --creds /srv/claude/.credentials.json
   cli-poke --cli-cmd 'docker compose -f /srv/openclaw/compose.yml exec -T claude claude' --creds …
-  token-expiry --wait-until-within 5m && cli-poke";
+  token-expiry --wait-until-within 5m && cli-poke
+  cli-poke --direct --not-due-ok";
 
 /// Make the Claude Code CLI refresh its OAuth token in its 5-minute window, and check it did.
 ///
@@ -112,7 +124,7 @@ Examples:
 /// (`claude -p 'say ok'`) on the host, in a container or through a given command, then checks the
 /// token changed. Raises the REAUTH flag (and tells a webhook once) when only a human login helps.
 #[derive(Debug, Parser)]
-#[command(name = "cli-poke", version, after_help = AFTER_HELP, max_term_width = 100)]
+#[command(name = "cli-poke", version = keeper_core::LONG_VERSION, after_help = AFTER_HELP, max_term_width = 100)]
 // Reason: these doc comments are --help text, where Markdown backticks would show literally.
 #[allow(clippy::doc_markdown)]
 struct Options {
@@ -221,11 +233,13 @@ struct Options {
     #[arg(long, value_name = "PATH", env = "KEEPER_REAUTH_FLAG", help_heading = "Re-authentication")]
     reauth_flag: Option<PathBuf>,
 
-    /// Post {"text": …} here once per REAUTH episode (Mattermost/Slack incoming webhook)
+    /// Tell this webhook once per REAUTH episode, about a long failing refresh, the login's near
+    /// end, a failed unit (--notify-failed) and each recovery
     ///
-    /// http:// is posted directly; https:// through curl (URL and body on its stdin). Retried on
-    /// the next run when it fails. The message names the host, the reason and the files, never a
-    /// token.
+    /// In the form --notify-format says. http:// or https:// (certificates checked against
+    /// SSL_CERT_FILE when set, else the system CA bundle; HTTPS_PROXY, HTTP_PROXY, NO_PROXY
+    /// honoured). A failed post is retried on the next run. The message names the host, the
+    /// reason and the files, never a token; the URL is never logged.
     // A webhook URL is a secret: --help must not show its value.
     #[arg(
         long,
@@ -235,6 +249,21 @@ struct Options {
         help_heading = "Re-authentication"
     )]
     notify_url: Option<String>,
+
+    /// What --notify-url speaks
+    ///
+    /// ntfy: --notify-url is the topic's URL (https://ntfy.sh/TOPIC; a protected topic's token
+    /// as ?auth=…). json: event is one of reauth_needed, refresh_failing, recovered, login_ends,
+    /// unit_failed; fingerprint is the refresh token's fingerprint as the REAUTH flag shows it,
+    /// or null; never a token.
+    #[arg(long, value_enum, value_name = "FORMAT", env = "KEEPER_NOTIFY_FORMAT", help_heading = "Re-authentication")]
+    #[arg(default_value_t = notify::Format::Slack)]
+    notify_format: notify::Format,
+
+    /// Give up a post to --notify-url after this long (connect, send, answer)
+    #[arg(long, value_name = "DURATION", env = "KEEPER_NOTIFY_TIMEOUT", help_heading = "Re-authentication")]
+    #[arg(default_value = "20s", value_parser = humantime::parse_duration)]
+    notify_timeout: Duration,
 
     /// Tell --notify-url about a failing refresh (exit 7) once the access token has been expired
     /// this long
@@ -291,6 +320,9 @@ struct Options {
     state_dir: Option<PathBuf>,
 
     #[command(flatten)]
+    direct: direct::DirectArgs,
+
+    #[command(flatten)]
     config: keeper_core::config::ConfigArg,
 }
 
@@ -329,6 +361,8 @@ struct Settings {
     login_end: loginend::LoginEnd,
     /// Run a host CLI with `--debug-file` (not with custom arguments: they may not be `-p`).
     debug_log: bool,
+    /// `--direct`: refresh at the token endpoint instead of running the CLI.
+    direct: Option<direct::Direct>,
 }
 
 impl Settings {
@@ -351,7 +385,7 @@ impl Settings {
         };
         let creds = match (cli.creds, &target) {
             (Some(p), _) => p,
-            (None, Target::Host { .. }) => default_credentials(),
+            (None, Target::Host { .. }) => keeper_core::paths::claude_credentials(),
             (None, _) => {
                 return Err(
                     "--container and --cli-cmd need --creds: the host path of the credentials file the CLI writes"
@@ -364,33 +398,27 @@ impl Settings {
             Some(a) => command::split_words(&a).map_err(|e| format!("--cli-args: {e}"))?,
             None => vec!["-p".to_owned(), cli.prompt],
         };
-        if let Some(url) = &cli.notify_url {
-            let lower = url.to_ascii_lowercase();
-            if !lower.starts_with("http://") && !lower.starts_with("https://") {
-                return Err("--notify-url must start with http:// or https://".into());
-            }
-        }
+        let notify = notify::Webhook::new(cli.notify_url, cli.notify_format, cli.notify_timeout)?;
         let openclaw_dir = cli.openclaw_dir.unwrap_or_else(|| keeper_core::paths::home().join(".openclaw"));
         let flag = cli.reauth_flag.unwrap_or_else(|| openclaw_dir.join("REAUTH_NEEDED"));
         let window_ms = i64::try_from(cli.refresh_window.as_millis()).map_err(|_| "--refresh-window is too long")?;
-        let notify_url = cli.notify_url.filter(|u| !u.is_empty());
         let state_dir = cli.state_dir.unwrap_or_else(keeper_core::paths::state_dir);
         Ok(Self {
             debug_log: !cli.no_debug_log && !custom_args && matches!(target, Target::Host { .. }),
             failing: Failing {
                 file: state_dir.join("refresh-failing"),
-                notify_url: notify_url.clone(),
+                notify: notify.clone(),
                 after: cli.notify_failing_after,
                 every: cli.notify_every,
                 creds: creds.clone(),
             },
             login_end: loginend::LoginEnd {
                 file: state_dir.join("login-ending"),
-                notify_url: notify_url.clone(),
+                notify: notify.clone(),
                 within: cli.warn_login_within,
                 creds: creds.clone(),
             },
-            reauth: Reauth { flag, notify_url, creds: creds.clone() },
+            reauth: Reauth { flag, notify, creds: creds.clone() },
             creds,
             target,
             docker: cli.docker,
@@ -402,8 +430,16 @@ impl Settings {
             force_write: cli.force_write,
             window_ms,
             not_due_ok: cli.not_due_ok,
+            direct: cli.direct.settings()?,
         })
     }
+}
+
+/// The clap definition of `cli-poke`'s command line, the one `--help` shows: the man page and the
+/// shell completions are generated from it (`crates/keeper-dist`).
+#[must_use]
+pub fn command() -> clap::Command {
+    <Options as clap::CommandFactory>::command()
 }
 
 /// Runs `cli-poke` with the process's arguments and returns its exit code.
@@ -427,7 +463,10 @@ pub fn main() -> ExitCode {
         return notify_failed(cli, unit);
     }
     match Settings::from_cli(cli) {
-        Ok(settings) => ExitCode::from(poke(&settings)),
+        Ok(settings) => ExitCode::from(match &settings.direct {
+            Some(d) => direct::run(&settings, d),
+            None => poke(&settings),
+        }),
         Err(message) => {
             let err = Options::command().error(clap::error::ErrorKind::ArgumentConflict, message);
             keeper_core::clap_exit(&err)
@@ -444,18 +483,15 @@ fn notify_failed(cli: Options, unit: String) -> ExitCode {
     if !failed::valid_unit_name(&unit) {
         return usage(format!("--notify-failed: {unit:?} is not a systemd unit name"));
     }
-    let notify_url = cli.notify_url.filter(|u| !u.is_empty());
-    if let Some(url) = &notify_url {
-        let lower = url.to_ascii_lowercase();
-        if !lower.starts_with("http://") && !lower.starts_with("https://") {
-            return usage("--notify-url must start with http:// or https://".into());
-        }
-    }
+    let notify = match notify::Webhook::new(cli.notify_url, cli.notify_format, cli.notify_timeout) {
+        Ok(n) => n,
+        Err(e) => return usage(e),
+    };
     let openclaw_dir = cli.openclaw_dir.unwrap_or_else(|| keeper_core::paths::home().join(".openclaw"));
     let report = failed::Report {
         unit,
         user_unit: cli.user_unit,
-        notify_url,
+        notify,
         every: cli.notify_every,
         state_dir: cli.state_dir.unwrap_or_else(keeper_core::paths::state_dir),
         reauth_flag: cli.reauth_flag.unwrap_or_else(|| openclaw_dir.join("REAUTH_NEEDED")),
@@ -506,7 +542,8 @@ fn poke(s: &Settings) -> u8 {
             return EXIT_CREDENTIALS;
         }
     };
-    s.login_end.check(before.refresh_token_expires_at.map(credmap::ExpiresAt::as_millis), now);
+    let login_end = before.refresh_token_expires_at.map(credmap::ExpiresAt::as_millis);
+    s.login_end.check(login_end, refresh_fingerprint(&before).as_deref(), now);
     let left = before.expires_at.remaining_ms(now);
     let due = left <= s.window_ms;
     if !due && !s.force {
@@ -680,17 +717,15 @@ fn judge(
     let endpoint = status.map(|st| format!("the token endpoint answered HTTP {}; ", st.0)).unwrap_or_default();
     match f.ended {
         Ended::TimedOut => {
-            let inside = if matches!(s.target, Target::Container { .. }) {
-                " (the command inside the container is not stopped by this)"
-            } else {
-                ""
-            };
+            // In a container, the CLI was stopped there too (process.rs logs how).
+            let inside =
+                if matches!(s.target, Target::Container { .. }) { " and the CLI inside the container" } else { "" };
             error(format_args!(
                 "the CLI did not finish within {}: killed its process group{inside}",
                 humantime::format_duration(s.timeout)
             ));
             let why = format!("{endpoint}the CLI did not finish within {}", humantime::format_duration(s.timeout));
-            s.failing.record(&why, expired_for, now);
+            s.failing.record(&why, refresh_fingerprint(baseline).as_deref(), expired_for, now);
             EXIT_REFRESH_FAILED
         }
         Ended::Exited(code @ (126 | 127)) => {
@@ -714,7 +749,7 @@ fn judge(
         _ => {
             let said = redact::last_line(&output).map(|l| format!(": {l}")).unwrap_or_default();
             let why = format!("{endpoint}the CLI {} without refreshing{said}", f.describe());
-            s.failing.record(&why, expired_for, now);
+            s.failing.record(&why, refresh_fingerprint(baseline).as_deref(), expired_for, now);
             EXIT_REFRESH_FAILED
         }
     }
@@ -814,18 +849,6 @@ fn same_owner(creds: &Path) -> Result<(), NotRunnable> {
     )))
 }
 
-/// `CLAUDE_SECURESTORAGE_CONFIG_DIR`, when set: the CLI (2.1.332) then keeps its credentials file
-/// and its locks there instead of the config dir (docs/UPSTREAM.md, "Claude Code CLI").
-fn secure_storage_dir() -> Option<PathBuf> {
-    std::env::var_os("CLAUDE_SECURESTORAGE_CONFIG_DIR").filter(|v| !v.is_empty()).map(PathBuf::from)
-}
-
-/// The CLI's credentials file: in `CLAUDE_SECURESTORAGE_CONFIG_DIR` when that is set, else
-/// `$CLAUDE_CONFIG_DIR/.credentials.json`, else `~/.claude/.credentials.json`.
-fn default_credentials() -> PathBuf {
-    secure_storage_dir().map_or_else(keeper_core::paths::claude_credentials, |d| d.join(".credentials.json"))
-}
-
 /// `CLAUDE_CONFIG_DIR` for a CLI on the host when the credentials file is not where that CLI
 /// would look (its config dir, or `CLAUDE_SECURESTORAGE_CONFIG_DIR`, which it inherits): its directory. None when it is (setting the variable to the default directory
 /// would move the CLI's other state, `~/.claude.json`, into it).
@@ -833,7 +856,8 @@ fn config_dir_for(creds: &Path) -> Option<PathBuf> {
     let norm = |p: &Path| std::fs::canonicalize(p).or_else(|_| std::path::absolute(p)).ok();
     let dir = norm(keeper_core::paths::parent_dir(creds))?;
     let looks_there = |d: PathBuf| norm(&d).as_ref() == Some(&dir);
-    let found = looks_there(keeper_core::paths::claude_config_dir()) || secure_storage_dir().is_some_and(looks_there);
+    let found = looks_there(keeper_core::paths::claude_config_dir())
+        || keeper_core::paths::claude_secure_storage_dir().is_some_and(looks_there);
     (!found).then_some(dir)
 }
 

@@ -14,6 +14,11 @@ pub mod signal;
 pub mod watch;
 pub mod write;
 
+/// The tools' `--version`: the workspace version and the commit it was built from (`build.rs`:
+/// `git rev-parse --short HEAD`, or `KEEPER_BUILD_COMMIT`, else "unknown"), e.g.
+/// `0.1.0 (commit 2b0e108)`.
+pub const LONG_VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (commit ", env!("KEEPER_BUILD_COMMIT"), ")");
+
 /// Exit code for a command line that cannot be parsed (BSD `EX_USAGE`), the same for every tool.
 pub const EXIT_USAGE: u8 = 64;
 
