@@ -186,20 +186,9 @@ struct Refreshed {
 /// `cli-poke --direct`.
 pub(crate) fn run(s: &Settings, d: &Direct) -> u8 {
     let now = keeper_core::clock::now_ms();
-    let before = match creds::read(&s.creds) {
-        Ok((_, Creds::Credential(c))) => c,
-        Ok((_, Creds::LoggedOut { login_ended })) => {
-            let why = creds::logged_out_reason(
-                login_ended.as_deref(),
-                "the credentials file holds the logged-out stub: the last refresh failed",
-            );
-            s.reauth.raise(&why, None, now);
-            return EXIT_REAUTH;
-        }
-        Err(e) => {
-            error(format_args!("{e}"));
-            return EXIT_CREDENTIALS;
-        }
+    let before = match crate::read_before(s, now) {
+        Ok(c) => c,
+        Err(code) => return code,
     };
     let refresh_fp = crate::refresh_fingerprint(&before);
     s.login_end.check(before.refresh_token_expires_at.map(ExpiresAt::as_millis), refresh_fp.as_deref(), now);

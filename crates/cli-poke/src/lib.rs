@@ -524,23 +524,32 @@ fn refresh_fingerprint(c: &Credential) -> Option<String> {
     c.refresh_token.as_ref().map(ToString::to_string)
 }
 
-/// One run: read, decide, (force,) poke, check.
-fn poke(s: &Settings) -> u8 {
-    let now = keeper_core::clock::now_ms();
-    let before = match creds::read(&s.creds) {
-        Ok((_, Creds::Credential(c))) => c,
+/// The credentials before a refresh, or the exit code: a logged-out stub raises REAUTH (3), an
+/// unreadable file is 4. Shared by the poke and `--direct`.
+fn read_before(s: &Settings, now: i64) -> Result<Box<Credential>, u8> {
+    match creds::read(&s.creds) {
+        Ok((_, Creds::Credential(c))) => Ok(c),
         Ok((_, Creds::LoggedOut { login_ended })) => {
             let why = creds::logged_out_reason(
                 login_ended.as_deref(),
-                "the credentials file holds the logged-out stub: the CLI's last refresh failed",
+                "the credentials file holds the logged-out stub: the last refresh failed",
             );
             s.reauth.raise(&why, None, now);
-            return EXIT_REAUTH;
+            Err(EXIT_REAUTH)
         }
         Err(e) => {
             error(format_args!("{e}"));
-            return EXIT_CREDENTIALS;
+            Err(EXIT_CREDENTIALS)
         }
+    }
+}
+
+/// One run: read, decide, (force,) poke, check.
+fn poke(s: &Settings) -> u8 {
+    let now = keeper_core::clock::now_ms();
+    let before = match read_before(s, now) {
+        Ok(c) => c,
+        Err(code) => return code,
     };
     let login_end = before.refresh_token_expires_at.map(credmap::ExpiresAt::as_millis);
     s.login_end.check(login_end, refresh_fingerprint(&before).as_deref(), now);
