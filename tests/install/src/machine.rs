@@ -20,8 +20,9 @@ use crate::{bin_dir, fingerprint, write_file};
 pub const GATEWAY: &str = "openclaw-gateway.service";
 
 /// The services of the shipped user set: each gets the test-only output drop-in.
-pub const KEEPER_SERVICES: [&str; 4] = [
+pub const KEEPER_SERVICES: [&str; 5] = [
     "openclaw-keeper-refresh.service",
+    "openclaw-keeper-refresh-direct.service",
     "openclaw-keeper-sync.service",
     "openclaw-keeper-sync-once.service",
     "openclaw-keeper-notify@.service",
