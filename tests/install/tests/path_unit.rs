@@ -303,7 +303,10 @@ fn regression_a_real_force_failed_the_path_and_watch_units() {
 
     // 2. The watching service instead (Conflicts= stops the path unit).
     let _ = mgr.systemctl_ok(&["start", "openclaw-keeper-sync.service"]);
-    assert_eq!(mgr.property(PATH_UNIT, "ActiveState"), "inactive");
+    // The stop job Conflicts= queues may finish after `systemctl start` returns.
+    m.wait_for("Conflicts= to stop the path unit", Duration::from_secs(30), || {
+        mgr.property(PATH_UNIT, "ActiveState") == "inactive"
+    });
     m.wait_for("the watcher to run", Duration::from_secs(30), || {
         mgr.property("openclaw-keeper-sync.service", "SubState") == "running"
     });
