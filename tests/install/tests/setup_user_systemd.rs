@@ -122,8 +122,18 @@ fn setup_installs_starts_and_verifies_the_user_units_and_uninstall_removes_exact
     let files = mgr.systemctl(&["list-unit-files", "--no-legend", "openclaw-keeper-*"]);
     let files = String::from_utf8_lossy(&files.stdout);
     assert!(files.trim().is_empty(), "unit files left: {files}");
-    let left: Vec<&PathBuf> = listed.iter().filter(|p| p.exists()).collect();
-    assert!(left.is_empty(), "uninstall left {left:#?}\n{uninstall_out}");
+    // Before systemd 254 a user unit's StateDirectory= (%S) is ~/.config, so the state uninstall
+    // leaves alone (cred-sync's written-*.json records: fingerprints and expiries, no token) may
+    // keep the config directory; nothing else may.
+    let config_dir = m.home.join(".config/openclaw-oauth-keeper");
+    let state_only = |dir: &PathBuf| {
+        *dir == config_dir
+            && fs::read_dir(dir).unwrap().flatten().all(|e| e.file_name().to_string_lossy().starts_with("written-"))
+    };
+    let left: Vec<&PathBuf> = listed.iter().filter(|p| p.exists() && !state_only(p)).collect();
+    let inside: Vec<PathBuf> =
+        left.iter().filter_map(|p| fs::read_dir(p).ok()).flatten().flatten().map(|e| e.path()).collect();
+    assert!(left.is_empty(), "uninstall left {left:#?} (holding {inside:#?})\n{uninstall_out}");
     // Kept: every file that was there before setup (the gateway unit, the CLI, OpenClaw's files;
     // the credentials and the profiles hold the refreshed token now).
     let mut after = BTreeMap::new();
