@@ -16,7 +16,7 @@
 
 use crate::creds::{self, Creds};
 use crate::lockdir::LockSet;
-use crate::text::{human_ms, rfc3339};
+use crate::text::human_ms;
 use crate::{EXIT_CREDENTIALS, EXIT_NOT_DUE, EXIT_REAUTH, EXIT_REFRESH_FAILED, EXIT_REFRESHED, Settings};
 use credmap::{Credential, ExpiresAt, Secret};
 use keeper_core::http::Client;
@@ -186,29 +186,10 @@ struct Refreshed {
 /// `cli-poke --direct`.
 pub(crate) fn run(s: &Settings, d: &Direct) -> u8 {
     let now = keeper_core::clock::now_ms();
-    let before = match crate::read_before(s, now) {
-        Ok(c) => c,
+    let before = match crate::read_and_judge(s, now, d.window_ms, "--direct") {
+        Ok((before, _)) => before,
         Err(code) => return code,
     };
-    let refresh_fp = crate::refresh_fingerprint(&before);
-    s.login_end.check(before.refresh_token_expires_at.map(ExpiresAt::as_millis), refresh_fp.as_deref(), now);
-    let left = before.expires_at.remaining_ms(now);
-    if left > d.window_ms && !s.force {
-        let opens = before.expires_at.as_millis() - d.window_ms;
-        info(format_args!(
-            "not due: {} has {} left (expires {}); --direct refreshes only in its last {}: from {} (in {}). --force \
-             refreshes now",
-            before.access_token,
-            human_ms(left),
-            before.expires_at,
-            human_ms(d.window_ms),
-            rfc3339(opens),
-            human_ms(opens - now)
-        ));
-        s.reauth.check_when_not_due(&before);
-        s.failing.clear("the access token is valid again");
-        return if s.not_due_ok { EXIT_REFRESHED } else { EXIT_NOT_DUE };
-    }
 
     let locks = match LockSet::for_credentials(&s.creds) {
         Ok(l) => l,

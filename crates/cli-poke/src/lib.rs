@@ -524,54 +524,58 @@ fn refresh_fingerprint(c: &Credential) -> Option<String> {
     c.refresh_token.as_ref().map(ToString::to_string)
 }
 
-/// The credentials before a refresh, or the exit code: a logged-out stub raises REAUTH (3), an
-/// unreadable file is 4. Shared by the poke and `--direct`.
-fn read_before(s: &Settings, now: i64) -> Result<Box<Credential>, u8> {
-    match creds::read(&s.creds) {
-        Ok((_, Creds::Credential(c))) => Ok(c),
+/// The credentials before a refresh, judged against `window_ms`, shared by the poke and
+/// `--direct`: `Ok((credentials, due))` to go on, else the exit code. A logged-out stub raises
+/// REAUTH (3), an unreadable file is 4, and a token with more than `window_ms` left is "not due"
+/// (1, or 0 with --not-due-ok) unless --force. `who` names the refresher in the "not due" line.
+fn read_and_judge(s: &Settings, now: i64, window_ms: i64, who: &str) -> Result<(Box<Credential>, bool), u8> {
+    let before = match creds::read(&s.creds) {
+        Ok((_, Creds::Credential(c))) => c,
         Ok((_, Creds::LoggedOut { login_ended })) => {
             let why = creds::logged_out_reason(
                 login_ended.as_deref(),
                 "the credentials file holds the logged-out stub: the last refresh failed",
             );
             s.reauth.raise(&why, None, now);
-            Err(EXIT_REAUTH)
+            return Err(EXIT_REAUTH);
         }
         Err(e) => {
             error(format_args!("{e}"));
-            Err(EXIT_CREDENTIALS)
+            return Err(EXIT_CREDENTIALS);
         }
-    }
-}
-
-/// One run: read, decide, (force,) poke, check.
-fn poke(s: &Settings) -> u8 {
-    let now = keeper_core::clock::now_ms();
-    let before = match read_before(s, now) {
-        Ok(c) => c,
-        Err(code) => return code,
     };
     let login_end = before.refresh_token_expires_at.map(credmap::ExpiresAt::as_millis);
     s.login_end.check(login_end, refresh_fingerprint(&before).as_deref(), now);
     let left = before.expires_at.remaining_ms(now);
-    let due = left <= s.window_ms;
+    let due = left <= window_ms;
     if !due && !s.force {
-        let opens = before.expires_at.as_millis() - s.window_ms;
+        let opens = before.expires_at.as_millis() - window_ms;
         info(format_args!(
-            "not due: {} has {} left (expires {}); the CLI refreshes only in its last {}: from {} (in {}). --force refreshes now",
+            "not due: {} has {} left (expires {}); {who} refreshes only in its last {}: from {} (in {}). --force \
+             refreshes now",
             before.access_token,
             human_ms(left),
             before.expires_at,
-            human_ms(s.window_ms),
+            human_ms(window_ms),
             rfc3339(opens),
             human_ms(opens - now)
         ));
         s.reauth.check_when_not_due(&before);
         // A valid token with time left: whatever failed before (network, endpoint) is over.
         s.failing.clear("the access token is valid again");
-        return if s.not_due_ok { EXIT_REFRESHED } else { EXIT_NOT_DUE };
+        return Err(if s.not_due_ok { EXIT_REFRESHED } else { EXIT_NOT_DUE });
     }
+    Ok((before, due))
+}
 
+/// One run: read, decide, (force,) poke, check.
+fn poke(s: &Settings) -> u8 {
+    let now = keeper_core::clock::now_ms();
+    let (before, due) = match read_and_judge(s, now, s.window_ms, "the CLI") {
+        Ok(judged) => judged,
+        Err(code) => return code,
+    };
+    let left = before.expires_at.remaining_ms(now);
     let inv = match invocation(s) {
         Ok(inv) => inv,
         Err(NotRunnable(why)) => {
