@@ -168,11 +168,7 @@ impl Failing {
                 log(Level::Warning, crate::PROGRAM, format_args!("the recovery notification failed: {e}"));
             }
         }
-        if let Err(e) = std::fs::remove_file(&self.file) {
-            if e.kind() != std::io::ErrorKind::NotFound {
-                log(Level::Warning, crate::PROGRAM, format_args!("cannot remove {}: {e}", self.file.display()));
-            }
-        }
+        crate::remove_state_file(&self.file);
     }
 }
 

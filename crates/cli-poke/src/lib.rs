@@ -520,6 +520,16 @@ fn error(args: std::fmt::Arguments<'_>) {
     log(Level::Error, PROGRAM, args);
 }
 
+/// Removes a state file (a failure streak, a login-end marker) whose episode is over; one that is
+/// already gone is fine, any other failure only a warning (the next run tries again).
+fn remove_state_file(path: &std::path::Path) {
+    if let Err(e) = std::fs::remove_file(path) {
+        if e.kind() != std::io::ErrorKind::NotFound {
+            log(Level::Warning, PROGRAM, format_args!("cannot remove {}: {e}", path.display()));
+        }
+    }
+}
+
 fn refresh_fingerprint(c: &Credential) -> Option<String> {
     c.refresh_token.as_ref().map(ToString::to_string)
 }

@@ -104,11 +104,7 @@ impl LoginEnd {
     }
 
     fn forget(&self) {
-        if let Err(e) = std::fs::remove_file(&self.file) {
-            if e.kind() != std::io::ErrorKind::NotFound {
-                log(Level::Warning, crate::PROGRAM, format_args!("cannot remove {}: {e}", self.file.display()));
-            }
-        }
+        crate::remove_state_file(&self.file);
     }
 }
 
