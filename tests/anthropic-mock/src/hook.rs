@@ -3,13 +3,10 @@
 //! method, target, headers, body.
 
 use crate::http::{self, Response};
-use nix::errno::Errno;
-use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use rustls::{ServerConfig, ServerConnection, StreamOwned};
 use std::collections::HashMap;
 use std::io::{self, BufReader, Read, Write};
 use std::net::{Ipv4Addr, Shutdown, TcpListener, TcpStream};
-use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::{self, JoinHandle};
@@ -72,6 +69,15 @@ struct Shared {
 impl Shared {
     fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl crate::accept::Listening for Shared {
+    fn shutting_down(&self) -> bool {
+        self.lock().shutdown
+    }
+    fn conns(&self) -> &Mutex<HashMap<u64, TcpStream>> {
+        &self.conns
     }
 }
 
@@ -170,45 +176,20 @@ impl Drop for WebhookReceiver {
 }
 
 fn accept_loop(listener: &TcpListener, shared: &Arc<Shared>, tls: Option<&Arc<ServerConfig>>) {
-    let mut handles: Vec<JoinHandle<()>> = Vec::new();
-    let mut next_id = 0_u64;
-    while !shared.lock().shutdown {
-        let mut fds = [PollFd::new(listener.as_fd(), PollFlags::POLLIN)];
-        match poll(&mut fds, PollTimeout::from(50_u16)) {
-            Ok(0) | Err(Errno::EINTR) => continue,
-            Ok(_) => {}
-            Err(_) => break,
-        }
-        let Ok((stream, _)) = listener.accept() else { continue };
-        if stream.set_nonblocking(false).is_err() {
-            continue;
-        }
-        let id = next_id;
-        next_id += 1;
-        if let Ok(clone) = stream.try_clone() {
-            shared.conns.lock().unwrap_or_else(PoisonError::into_inner).insert(id, clone);
-        }
-        handles.retain(|h| !h.is_finished());
-        let (shared, tls) = (Arc::clone(shared), tls.cloned());
-        let spawned = thread::Builder::new().name("webhook-conn".into()).spawn(move || {
-            let result = match tls {
-                Some(tls) => ServerConnection::new(tls).map_err(io::Error::other).and_then(|conn| {
-                    let mut tls = StreamOwned::new(conn, stream);
-                    serve(&mut tls, &shared)?;
-                    tls.conn.send_close_notify();
-                    tls.flush()
-                }),
-                None => serve(stream, &shared),
-            };
-            // A client that rejects the certificate ends the handshake: nothing to record.
-            drop(result);
-            // The last descriptor of the connection goes: the client sees its end.
-            shared.conns.lock().unwrap_or_else(PoisonError::into_inner).remove(&id);
-        });
-        if let Ok(h) = spawned {
-            handles.push(h);
-        }
-    }
+    let tls = tls.cloned();
+    let handles = crate::accept::accept_loop(listener, shared, "webhook-conn", move |stream, _, shared: &Shared| {
+        let result = match tls.clone() {
+            Some(tls) => ServerConnection::new(tls).map_err(io::Error::other).and_then(|conn| {
+                let mut tls = StreamOwned::new(conn, stream);
+                serve(&mut tls, shared)?;
+                tls.conn.send_close_notify();
+                tls.flush()
+            }),
+            None => serve(stream, shared),
+        };
+        // A client that rejects the certificate ends the handshake: nothing to record.
+        drop(result);
+    });
     // Connections are shut down by Drop; their threads end with them.
     for h in handles {
         let _ = h.join();

@@ -37,6 +37,7 @@
 //! [`isolate_network`] moves the calling thread into a fresh network namespace first, so nothing
 //! a test starts can reach the real services.
 
+mod accept;
 mod handlers;
 mod hook;
 mod http;

@@ -166,6 +166,15 @@ pub(crate) struct Shared {
     pub(crate) conns: Mutex<HashMap<u64, TcpStream>>,
 }
 
+impl crate::accept::Listening for Shared {
+    fn shutting_down(&self) -> bool {
+        self.lock().shutdown
+    }
+    fn conns(&self) -> &Mutex<HashMap<u64, TcpStream>> {
+        &self.conns
+    }
+}
+
 impl Shared {
     pub(crate) fn new() -> Self {
         let state = State { reply: "ok".to_owned(), ..State::default() };

@@ -3,68 +3,31 @@
 use crate::handlers;
 use crate::http::{self, Response};
 use crate::record::{Request, RequestKind, Shared};
-use nix::errno::Errno;
-use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use rustls::{ServerConfig, ServerConnection, StreamOwned};
 use serde_json::json;
 use std::io::{self, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
-use std::os::fd::AsFd;
 use std::sync::Arc;
-use std::thread::{self, JoinHandle};
+use std::thread::JoinHandle;
 use std::time::SystemTime;
 
-/// Accepts until shutdown; returns the connection threads so `Drop` can join them.
-///
-/// A bounded poll instead of a blocking `accept`: `Drop` may run on a thread outside the network
-/// namespace the listener lives in, where a self-connect to wake it would go astray.
+/// Accepts on the proxy port until shutdown; returns the connection threads so `Drop` can join them.
 pub(crate) fn accept_loop(
     listener: &TcpListener,
     shared: &Arc<Shared>,
     tls: &Arc<ServerConfig>,
 ) -> Vec<JoinHandle<()>> {
-    let mut handles: Vec<JoinHandle<()>> = Vec::new();
-    let mut next_id = 0_u64;
-    while !shared.lock().shutdown {
-        let mut fds = [PollFd::new(listener.as_fd(), PollFlags::POLLIN)];
-        match poll(&mut fds, PollTimeout::from(50_u16)) {
-            Ok(0) | Err(Errno::EINTR) => continue,
-            Ok(_) => {}
-            Err(e) => {
-                eprintln!("keeper-anthropic-mock: poll failed, no longer accepting: {e}");
-                break;
-            }
+    let tls = Arc::clone(tls);
+    crate::accept::accept_loop(listener, shared, "anthropic-mock-conn", move |stream, id, shared: &Shared| {
+        // (No let-chains: the workspace's rust-version is 1.85.)
+        let err = serve(stream, id, shared, Arc::clone(&tls)).err();
+        let quiet = |e: &io::Error| {
+            shared.lock().shutdown || matches!(e.kind(), io::ErrorKind::UnexpectedEof | io::ErrorKind::ConnectionReset)
+        };
+        if let Some(e) = err.filter(|e| !quiet(e)) {
+            eprintln!("keeper-anthropic-mock: connection {id}: {e}");
         }
-        let Ok((stream, _)) = listener.accept() else { continue };
-        if stream.set_nonblocking(false).is_err() {
-            continue;
-        }
-        let id = next_id;
-        next_id += 1;
-        if let Ok(clone) = stream.try_clone() {
-            shared.conns.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(id, clone);
-        }
-        // Finished threads need no join; dropping their handles keeps the list short.
-        handles.retain(|h| !h.is_finished());
-        let (shared, tls) = (Arc::clone(shared), Arc::clone(tls));
-        let spawned = thread::Builder::new().name("anthropic-mock-conn".into()).spawn(move || {
-            // (No let-chains: the workspace's rust-version is 1.85.)
-            let err = serve(stream, id, &shared, tls).err();
-            let quiet = |e: &io::Error| {
-                shared.lock().shutdown
-                    || matches!(e.kind(), io::ErrorKind::UnexpectedEof | io::ErrorKind::ConnectionReset)
-            };
-            if let Some(e) = err.filter(|e| !quiet(e)) {
-                eprintln!("keeper-anthropic-mock: connection {id}: {e}");
-            }
-            shared.conns.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(&id);
-        });
-        match spawned {
-            Ok(h) => handles.push(h),
-            Err(e) => eprintln!("keeper-anthropic-mock: cannot spawn a connection thread: {e}"),
-        }
-    }
-    handles
+    })
 }
 
 /// `host:443` → `host` (brackets of an IPv6 literal removed too).
