@@ -126,12 +126,7 @@ fn stdin_turns_fifty_change_lines_into_one_recreation() {
     for_each_compose(composes_or_skip!(engine), |compose| {
         let label = compose.label();
         let old = token();
-        let project = Project::new(engine, compose, "", &old);
-        project.write_compose(&format!(
-            "  gateway:\n{}",
-            recording_service(engine.busybox_image(), &project.rec(), ENV_FILE)
-        ));
-        project.compose_ok(&["up", "-d"]);
+        let project = Project::running_gateway(engine, compose, &old);
         let new = token();
         project.set_token(&new);
 
@@ -238,12 +233,7 @@ fn if_stale_does_nothing_when_the_container_is_current() {
     let engine = engine_or_skip!();
     for_each_compose(composes_or_skip!(engine), |compose| {
         let label = compose.label();
-        let project = Project::new(engine, compose, "", &token());
-        project.write_compose(&format!(
-            "  gateway:\n{}",
-            recording_service(engine.busybox_image(), &project.rec(), ENV_FILE)
-        ));
-        project.compose_ok(&["up", "-d"]);
+        let project = Project::running_gateway(engine, compose, &token());
         let id = project.container_id("gateway");
         let (code, stdout, stderr) = run(project.tool().args(["--if-stale", "gateway"]));
         assert_eq!(code, 1, "{label}: {stderr}");

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{ENV_FILE, KEY, Project, fingerprint, outcome, recording_service, token};
+use common::{KEY, Project, fingerprint, outcome, token};
 use keeper_docker_test_engine::{Engine, composes_or_skip, engine_or_skip};
 use std::fmt::Write as _;
 use std::io::{BufRead, BufReader, Write as _};
@@ -29,12 +29,7 @@ fn regression_a_hung_docker_daemon_hung_compose_recreate_for_good() {
         .iter()
         .map(|compose| {
             let old = token();
-            let project = Project::new(engine, compose, "", &old);
-            project.write_compose(&format!(
-                "  gateway:\n{}",
-                recording_service(engine.busybox_image(), &project.rec(), ENV_FILE)
-            ));
-            project.compose_ok(&["up", "-d"]);
+            let project = Project::running_gateway(engine, compose, &old);
             (project, old)
         })
         .collect();

@@ -150,6 +150,18 @@ impl Project {
         project
     }
 
+    /// A project whose one service, `gateway`, takes `token` from `.env` and records each start;
+    /// up and running.
+    pub fn running_gateway(engine: &'static Engine, compose: &Compose, token: &str) -> Self {
+        let project = Self::new(engine, compose, "", token);
+        project.write_compose(&format!(
+            "  gateway:\n{}",
+            recording_service(engine.busybox_image(), &project.rec(), ENV_FILE)
+        ));
+        project.compose_ok(&["up", "-d"]);
+        project
+    }
+
     pub fn path(&self) -> &Path {
         self.dir.path()
     }
