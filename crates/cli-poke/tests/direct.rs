@@ -6,7 +6,7 @@
 mod common;
 
 use common::{BIN, HOUR, MINUTE, Webhook, has_token_shape, now_ms};
-use keeper_anthropic_mock::{Mock, Request, RequestKind, TokenAnswer, TokenEndpoint, fingerprint, isolate_network};
+use keeper_anthropic_mock::{Request, RequestKind, TokenAnswer, TokenEndpoint, fingerprint, isolate_network};
 use serde_json::{Value, json};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::PathBuf;
@@ -47,33 +47,21 @@ struct Out {
 
 /// A home with the CLI's credentials file, OpenClaw's directory (for the flag) and the mock.
 struct World {
-    dir: tempfile::TempDir,
-    home: PathBuf,
-    claude_dir: PathBuf,
-    creds: PathBuf,
-    flag: PathBuf,
-    mock: Mock,
+    base: common::MockHome,
     /// Every token written into the file: none may appear in any output.
     written: std::cell::RefCell<Vec<String>>,
 }
 
+impl std::ops::Deref for World {
+    type Target = common::MockHome;
+    fn deref(&self) -> &common::MockHome {
+        &self.base
+    }
+}
+
 impl World {
     fn new() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let home = dir.path().join("home");
-        let claude_dir = home.join(".claude");
-        std::fs::create_dir_all(&claude_dir).unwrap();
-        std::fs::create_dir_all(home.join(".openclaw")).unwrap();
-        let mock = Mock::start(dir.path()).unwrap();
-        Self {
-            creds: claude_dir.join(".credentials.json"),
-            flag: home.join(".openclaw/REAUTH_NEEDED"),
-            home,
-            claude_dir,
-            mock,
-            dir,
-            written: std::cell::RefCell::default(),
-        }
+        Self { base: common::MockHome::new(), written: std::cell::RefCell::default() }
     }
 
     /// Writes a 2.1.332-style credentials file expiring at `expires_ms` (mode 0640, to see it

@@ -9,7 +9,7 @@
 mod common;
 
 use common::{BIN, HOUR, MINUTE, has_token_shape, now_ms};
-use keeper_anthropic_mock::{Mock, Request, RequestKind, TokenEndpoint, fingerprint, isolate_network};
+use keeper_anthropic_mock::{Request, RequestKind, TokenEndpoint, fingerprint, isolate_network};
 use serde_json::{Value, json};
 use std::io::Write as _;
 use std::path::PathBuf;
@@ -43,23 +43,20 @@ fn claude_2_1_332() -> Option<PathBuf> {
 }
 
 struct World {
-    dir: tempfile::TempDir,
-    home: PathBuf,
-    claude_dir: PathBuf,
-    creds: PathBuf,
-    mock: Mock,
+    base: common::MockHome,
     claude: PathBuf,
+}
+
+impl std::ops::Deref for World {
+    type Target = common::MockHome;
+    fn deref(&self) -> &common::MockHome {
+        &self.base
+    }
 }
 
 impl World {
     fn new(claude: PathBuf) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let home = dir.path().join("home");
-        let claude_dir = home.join(".claude");
-        std::fs::create_dir_all(&claude_dir).unwrap();
-        std::fs::create_dir_all(home.join(".openclaw")).unwrap();
-        let mock = Mock::start(dir.path()).unwrap();
-        Self { creds: claude_dir.join(".credentials.json"), home, claude_dir, mock, claude, dir }
+        Self { base: common::MockHome::new(), claude }
     }
 
     /// A file as 2.1.332 signs in: both tokens live at the mock, the login's end 30 days out.

@@ -19,7 +19,7 @@
 mod common;
 
 use common::{BIN, HOUR, MINUTE, Webhook, has_token_shape, now_ms};
-use keeper_anthropic_mock::{Mock, TokenEndpoint, fingerprint, isolate_network};
+use keeper_anthropic_mock::{TokenEndpoint, fingerprint, isolate_network};
 use serde_json::{Value, json};
 use std::fmt::Write as _;
 use std::io::Write as _;
@@ -177,32 +177,20 @@ struct Out {
 
 /// A home with the CLI's credentials, an OpenClaw directory for the flag, and the mock.
 struct World {
-    dir: tempfile::TempDir,
-    home: PathBuf,
-    claude_dir: PathBuf,
-    creds: PathBuf,
-    flag: PathBuf,
-    mock: Mock,
+    base: common::MockHome,
     build: Build,
+}
+
+impl std::ops::Deref for World {
+    type Target = common::MockHome;
+    fn deref(&self) -> &common::MockHome {
+        &self.base
+    }
 }
 
 impl World {
     fn new(build: Build) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let home = dir.path().join("home");
-        let claude_dir = home.join(".claude");
-        std::fs::create_dir_all(&claude_dir).unwrap();
-        std::fs::create_dir_all(home.join(".openclaw")).unwrap();
-        let mock = Mock::start(dir.path()).unwrap();
-        Self {
-            creds: claude_dir.join(".credentials.json"),
-            flag: home.join(".openclaw/REAUTH_NEEDED"),
-            home,
-            claude_dir,
-            mock,
-            build,
-            dir,
-        }
+        Self { base: common::MockHome::new(), build }
     }
 
     /// Writes a credentials file as the CLI would, expiring at `expires_ms`, with other keys the

@@ -238,3 +238,34 @@ pub fn gone(pid: &str) -> bool {
     }
     true
 }
+
+/// A temporary home for one test against the TLS mock of Anthropic (`keeper-anthropic-mock`): the
+/// CLI's config dir with the path of its credentials file, OpenClaw's directory with the path of
+/// the REAUTH flag, and the mock, whose CA lives in the temporary directory.
+pub struct MockHome {
+    pub dir: tempfile::TempDir,
+    pub home: PathBuf,
+    pub claude_dir: PathBuf,
+    pub creds: PathBuf,
+    pub flag: PathBuf,
+    pub mock: keeper_anthropic_mock::Mock,
+}
+
+impl MockHome {
+    pub fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let home = dir.path().join("home");
+        let claude_dir = home.join(".claude");
+        std::fs::create_dir_all(&claude_dir).unwrap();
+        std::fs::create_dir_all(home.join(".openclaw")).unwrap();
+        let mock = keeper_anthropic_mock::Mock::start(dir.path()).unwrap();
+        Self {
+            creds: claude_dir.join(".credentials.json"),
+            flag: home.join(".openclaw/REAUTH_NEEDED"),
+            home,
+            claude_dir,
+            mock,
+            dir,
+        }
+    }
+}
