@@ -605,8 +605,8 @@ mod tests {
 
     fn cred(scopes: &[&str], subscription: Option<&str>, client_id: Option<&str>) -> Credential {
         let mut c = Credential::new(
-            Secret::new("sk-ant-oat01-a"),
-            Some(Secret::new("sk-ant-ort01-r")),
+            Secret::new("fake-access-a"),
+            Some(Secret::new("fake-refresh-r")),
             ExpiresAt::from_millis(1_767_225_600_000).unwrap(),
         );
         c.scopes = scopes.iter().map(|s| (*s).to_owned()).collect();
@@ -631,20 +631,20 @@ mod tests {
 
     #[test]
     fn answers_are_checked_and_never_quoted() {
-        let t = parse_tokens(br#"{"access_token":"sk-ant-oat01-n","expires_in":28800,"refresh_token":"sk-ant-ort01-m","refresh_token_expires_in":86400}"#).unwrap();
-        assert_eq!((t.access.expose(), t.expires_in_ms), ("sk-ant-oat01-n", 28_800_000));
-        assert_eq!((t.refresh.unwrap().expose(), t.refresh_expires_in_ms), ("sk-ant-ort01-m", Some(86_400_000)));
-        let t = parse_tokens(br#"{"access_token":"sk-ant-oat01-n","expires_in":600}"#).unwrap();
+        let t = parse_tokens(br#"{"access_token":"fake-access-n","expires_in":28800,"refresh_token":"fake-refresh-m","refresh_token_expires_in":86400}"#).unwrap();
+        assert_eq!((t.access.expose(), t.expires_in_ms), ("fake-access-n", 28_800_000));
+        assert_eq!((t.refresh.unwrap().expose(), t.refresh_expires_in_ms), ("fake-refresh-m", Some(86_400_000)));
+        let t = parse_tokens(br#"{"access_token":"fake-access-n","expires_in":600}"#).unwrap();
         assert!(t.refresh.is_none() && t.refresh_expires_in_ms.is_none());
         for (body, why) in [
-            (&br#"{"token_type":"Bearer","access_token":"sk-ant-oat01-secret"#[..], "cut short"),
-            (b"<html>sk-ant-oat01-secret</html>", "not JSON"),
-            (br#"["sk-ant-oat01-secret"]"#, "not a JSON object"),
-            (br#"{"access_token":"sk-ant-oat01-secret"}"#, "no expires_in"),
+            (&br#"{"token_type":"Bearer","access_token":"fake-access-secret"#[..], "cut short"),
+            (b"<html>fake-access-secret</html>", "not JSON"),
+            (br#"["fake-access-secret"]"#, "not a JSON object"),
+            (br#"{"access_token":"fake-access-secret"}"#, "no expires_in"),
             (br#"{"access_token":"","expires_in":1}"#, "access_token is not a token"),
-            (br#"{"access_token":"sk-ant-oat01-secret","expires_in":"8h"}"#, "expires_in is not a number"),
-            (br#"{"access_token":"sk-ant-oat01-secret","expires_in":0}"#, "not a positive"),
-            (br#"{"access_token":"sk-ant-oat01-secret","expires_in":1,"refresh_token":7}"#, "refresh_token"),
+            (br#"{"access_token":"fake-access-secret","expires_in":"8h"}"#, "expires_in is not a number"),
+            (br#"{"access_token":"fake-access-secret","expires_in":0}"#, "not a positive"),
+            (br#"{"access_token":"fake-access-secret","expires_in":1,"refresh_token":7}"#, "refresh_token"),
         ] {
             let err = parse_tokens(body).unwrap_err();
             assert!(err.contains(why), "{err}");
